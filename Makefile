@@ -1,0 +1,17 @@
+# The two commands README promises on a fresh machine:
+#   make demo   set up .venv and restore the bundled sample photos with the bundled model
+#   make test   set up .venv (with test extras) and run the whole test suite
+SHARED ?= $(abspath ../shared)
+VENV   ?= .venv
+export MPCNET_WEIGHTS_DIR ?= $(SHARED)/weights
+
+.PHONY: setup demo test
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/mpcnet restore $(SHARED)/data/codeformer-inputs/whole_imgs -o results/demo --overwrite
+
+test:
+	bash scripts/setup.sh test
+	$(VENV)/bin/python -m pytest

@@ -1,0 +1,62 @@
+"""Checkpoints: loaded with ``torch.load(weights_only=True)`` only, saved atomically.
+
+An MPCNet checkpoint is a dict ``{'params' or 'params_ema': state_dict, 'arch': {'type': ...,
+**kwargs}, 'meta': {...}}``; ``build_network`` rebuilds the network from it through BasicSR's
+ARCH_REGISTRY.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import torch
+
+from mpcnet.utils.files import write_bytes_atomic
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load tensors and plain containers only; a pickle that needs more is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} needs arbitrary Python objects to load, which could run code; refused "
+            "(only tensors and plain containers are accepted)") from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+
+
+def save_checkpoint(obj: dict, path: str | Path) -> None:
+    """``torch.save`` through a temporary file and rename: a crash never leaves a torn file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomic(Path(path), buffer.getvalue())
+
+
+def state_dict_of(ckpt: dict) -> dict:
+    """The network weights in a checkpoint (EMA preferred, as BasicSR saves them)."""
+    for key in ("params_ema", "params"):
+        if key in ckpt:
+            return ckpt[key]
+    if all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt
+    raise CheckpointError(f"no network weights in checkpoint (keys: {sorted(ckpt)[:8]})")
+
+
+def build_network(ckpt: dict) -> torch.nn.Module:
+    """Rebuild the registered architecture recorded in ``ckpt['arch']`` and load its weights."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    import mpcnet.archs  # noqa: F401 - fills ARCH_REGISTRY
+
+    arch = dict(ckpt.get("arch") or {})
+    if "type" not in arch:
+        raise CheckpointError("checkpoint does not record its architecture ('arch': {'type': ...})")
+    net = ARCH_REGISTRY.get(arch.pop("type"))(**arch)
+    net.load_state_dict(state_dict_of(ckpt), strict=True)
+    return net.eval()

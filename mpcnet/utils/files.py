@@ -1,0 +1,171 @@
+"""Safe handling of the user's files: finding inputs, reading them with clear errors, writing
+outputs atomically, and never writing into the input or over existing files unasked.
+
+Shared by ``degrade``, ``restore`` and ``eval``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 64_000_000  # 8000×8000; larger is refused as a possible decompression bomb
+
+# PIL is only used to read headers (size, EXIF orientation); our own limit applies instead of PIL's.
+PILImage.MAX_IMAGE_PIXELS = None
+
+
+class ImageReadError(Exception):
+    """An input that cannot be used; the message is one line fit for a report."""
+
+
+class UnsafeOutputError(Exception):
+    """An output location that could harm the user's files."""
+
+
+@dataclass
+class LoadedImage:
+    """An image as read from disk, colour in BGR (OpenCV order)."""
+
+    bgr: np.ndarray  # H×W×3, uint8 or uint16
+    alpha: np.ndarray | None  # H×W, same dtype, or None
+    gray: bool  # the source had one channel (or three equal ones)
+    path: Path
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.bgr.dtype == np.uint16 else 8
+
+
+def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """Resolve a file, a folder (recursive, sorted) or a glob to ``(root, files)``.
+
+    ``root`` is the folder that output paths are made relative to.
+    """
+    src = str(source)
+    path = Path(src)
+    if path.is_file():
+        return path.parent, [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        return path, files
+    matches = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
+    if matches:
+        return Path(os.path.commonpath([p.parent for p in matches])), matches
+    raise FileNotFoundError(f"no such file, folder or glob match: {src}")
+
+
+def _exif_orientation(path: Path) -> int:
+    try:
+        with PILImage.open(path) as im:
+            return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - no EXIF is the normal case
+        return 1
+
+
+_ORIENT = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: lambda a: cv2.flip(cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE), 1),
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.flip(cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read any supported image, honouring EXIF orientation, keeping alpha and 16-bit depth.
+
+    Raises :class:`ImageReadError` with a one-line reason for empty, non-image, corrupt, tiny
+    (under 2×2) or oversized (over ``max_pixels``) files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError("not a file")
+    if path.stat().st_size == 0:
+        raise ImageReadError("empty file (0 bytes)")
+    try:
+        with PILImage.open(path) as im:
+            width, height = im.size
+    except Exception:  # noqa: BLE001 - PIL's errors vary; the reason below is what matters
+        width = height = None
+    if width is not None and width * height > max_pixels:
+        raise ImageReadError(f"{width}×{height} is over the --max-pixels limit of {max_pixels}")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        reason = "not an image or corrupt" if width is None else "corrupt or truncated image data"
+        raise ImageReadError(reason)
+    if raw.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f"unsupported sample type {raw.dtype}")
+    if raw.shape[0] < 2 or raw.shape[1] < 2:
+        raise ImageReadError(f"too small ({raw.shape[1]}×{raw.shape[0]})")
+    orient = _exif_orientation(path)
+    if orient in _ORIENT:
+        raw = _ORIENT[orient](raw)
+    alpha = None
+    if raw.ndim == 2:
+        bgr, gray = cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR), True
+    elif raw.shape[2] == 4:
+        bgr, alpha = np.ascontiguousarray(raw[..., :3]), np.ascontiguousarray(raw[..., 3])
+        gray = is_gray(bgr)
+    else:
+        bgr, gray = raw[..., :3], is_gray(raw)
+    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path)
+
+
+def is_gray(bgr: np.ndarray) -> bool:
+    """True when all three channels are equal (a grayscale photo stored as RGB)."""
+    return bool(np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2]))
+
+
+def check_output_location(inputs: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that is, or lies inside, the input folder (or is the input file's)."""
+    src = Path(inputs).resolve()
+    src_dir = src.parent if src.is_file() else src
+    out = Path(out_dir).resolve()
+    if out == src_dir or src_dir in out.parents:
+        raise UnsafeOutputError(f"output folder {out} is inside the input folder {src_dir}; choose another")
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False,
+                jpeg_quality: int = 95) -> Path:
+    """Encode ``image`` (BGR/BGRA/gray, uint8 or uint16) by the path's extension and write it
+    atomically (temporary file in the same folder, then rename). Never replaces an existing file
+    unless ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (use --overwrite to replace it)")
+    ext = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
+    if ext in (".jpg", ".jpeg", ".webp", ".bmp") and image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)  # these formats hold 8 bits per sample
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise OSError(f"could not encode {path.name}")
+    write_bytes_atomic(path, buf.tobytes())
+    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""The ``mpcnet`` command line: a thin Typer layer over the ``mpcnet`` package."""

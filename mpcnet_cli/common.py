@@ -1,0 +1,27 @@
+"""Small helpers shared by the subcommands: console output and plain errors."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear error line and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def not_yet(command: str, issue: int) -> NoReturn:
+    """For a subcommand whose issue has not landed: say so and exit non-zero."""
+    fail(f"'mpcnet {command}' is not implemented yet (tracked in issue {issue}); nothing was done.", 3)
+
+
+def emit_json(obj) -> None:
+    """Machine-readable summary on stdout (human output goes to stderr)."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")

@@ -1,0 +1,77 @@
+"""`mpcnet weights`: list, fetch, pin and check the model files in weights.yaml."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from mpcnet import weights as registry
+from mpcnet_cli.common import console, emit_json, fail
+
+app = typer.Typer(help="The model files the toolkit can use (weights.yaml): list, fetch, pin, check.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show every registered model file and whether a verified copy is present locally."""
+    rows = []
+    for entry in registry.load_registry().values():
+        path = registry.locate(entry)
+        if path is None:
+            status = "missing"
+        elif entry.pinned_sha256 == registry.UNKNOWN:
+            status = "present, unpinned"
+        else:
+            status = "ok" if registry.sha256_of(path) == entry.pinned_sha256 else "sha256 MISMATCH"
+        rows.append({"name": entry.name, "file": entry.file, "status": status,
+                     "path": str(path) if path else None, "licence": entry.licence,
+                     "purpose": entry.purpose})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"weights (searched: {', '.join(map(str, registry.search_dirs()))})")
+    for col in ("name", "status", "licence", "purpose"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        colour = {"ok": "green", "missing": "dim"}.get(r["status"], "yellow")
+        table.add_row(r["name"], f"[{colour}]{r['status']}[/]", r["licence"], r["purpose"])
+    console.print(table)
+
+
+@app.command()
+def fetch(name: str = typer.Argument(..., help="A name from 'mpcnet weights list'.")) -> None:
+    """Download a model file into ~/.cache/mpcnet/weights, verify its sha256, write it atomically."""
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=console) as progress:
+        task = progress.add_task(name, total=None)
+        try:
+            path = registry.fetch(name, lambda done, total: progress.update(task, completed=done,
+                                                                             total=total or None))
+        except registry.WeightsError as exc:
+            fail(str(exc))
+    console.print(f"{name}: {path}")
+    if registry.get_entry(name).pinned_sha256 == registry.UNKNOWN:
+        console.print(f"[yellow]not pinned[/]: sha256 {registry.sha256_of(path)}; check it, then "
+                      f"'mpcnet weights pin {name}'")
+
+
+@app.command()
+def pin(name: str = typer.Argument(..., help="An entry whose sha256 is 'unknown' in weights.yaml."),
+        sha256: Optional[str] = typer.Option(None, help="The hash to pin; default: hash the local copy.")) -> None:
+    """Pin the sha256 of a model file the registry has no hash for (stored in ~/.cache/mpcnet/pins.yaml)."""
+    try:
+        console.print(f"{name}: pinned {registry.pin(name, sha256)}")
+    except registry.WeightsError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def path(name: str = typer.Argument(..., help="A name from 'mpcnet weights list'.")) -> None:
+    """Print the verified local path of a model file (for scripts); fails if absent or unverified."""
+    try:
+        typer.echo(registry.resolve(name))
+    except registry.WeightsError as exc:
+        fail(str(exc))

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv with everything mpcnet needs, from the package registries only.
+# Facts measured on this machine (see issue 2 / README "Install"):
+#  * torch 2.14.1 + torchvision 0.29.1 come from local disk; nothing may pull another torch.
+#  * basicsr 1.4.2 breaks on torchvision >= 0.17: we use basicsr-fixed (same code, import fixed),
+#    built with --no-build-isolation (an isolated build would download a whole torch stack).
+#  * opencv-python is pinned to 4.14 (5.0 has no Haar cascades; FaceDetectorYN works in both).
+#  * facenet-pytorch (MTCNN, weights inside its wheel) and gfpgan (test-only peer) pin old
+#    torch versions but work with 2.14.1: installed with --no-deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+EXTRAS=${1:-}            # "test" also installs the test-only packages
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+# (this machine's pip config names extra local indexes; hide their harmless "is ignored" warnings)
+pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored" >&2); }
+pip install -q --upgrade "pip>=24" setuptools wheel
+pip install -q torch==2.14.1 torchvision==0.29.1
+pip install -q -r requirements.txt
+pip install -q --no-build-isolation basicsr-fixed==1.4.2
+pip install -q --no-deps facenet-pytorch==2.6.0
+if [ "$EXTRAS" = test ]; then
+  pip install -q -r requirements-test.txt
+  pip install -q --no-deps gfpgan==1.3.8
+fi
+pip install -q --no-deps --no-build-isolation -e .
+"$VENV/bin/mpcnet" --version

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real data and model files in ../shared, and an isolated weights cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MPCNET_SHARED", REPO.parent / "shared"))
+DATA = SHARED / "data"
+SHARED_WEIGHTS = SHARED / "weights"
+
+if not DATA.is_dir():
+    raise RuntimeError(f"the real test data is expected in {DATA} (set MPCNET_SHARED)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test sees shared/weights as MPCNET_WEIGHTS_DIR and an empty private cache."""
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(SHARED_WEIGHTS))
+    monkeypatch.setenv("MPCNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared, or skip the test with the reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not present on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def aligned_faces() -> list[Path]:
+    """Real aligned 512×512 faces (CodeFormer's cropped_faces)."""
+    return sorted((DATA / "codeformer-inputs" / "cropped_faces").glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def hq_faces() -> list[Path]:
+    """Real clean CelebA-HQ faces (1024×1024 JPEG) — the HQ side for degradation tests."""
+    return sorted((DATA / "celeba-hq-clean" / "sean-1024" / "style_imgs_test").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def whole_photos() -> list[Path]:
+    """Real whole photos with one or more faces."""
+    return sorted((DATA / "codeformer-inputs" / "whole_imgs").iterdir())

@@ -1,0 +1,81 @@
+"""Reading and writing the user's files: real photos, broken files, safety of outputs."""
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mpcnet.utils.files import (ImageReadError, UnsafeOutputError, check_output_location, list_images,
+                                read_image, write_image)
+from tests.conftest import DATA
+
+
+def test_reads_real_rgba_photo_keeping_alpha():
+    img = read_image(DATA / "codeformer-inputs" / "whole_imgs" / "02.png")
+    assert img.bgr.shape == (645, 1204, 3) and img.alpha.shape == (645, 1204)
+    assert img.bit_depth == 8 and not img.gray
+
+
+def test_gray_face_stored_as_rgb_is_detected_gray():
+    img = read_image(DATA / "codeformer-inputs" / "gray_faces" / "Hepburn01.png")
+    assert img.gray and img.bgr.shape == (512, 512, 3)
+
+
+def test_16bit_gray_png(tmp_path):
+    arr = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), arr)
+    img = read_image(tmp_path / "g16.png")
+    assert img.bit_depth == 16 and img.gray and int(img.bgr.max()) == int(arr.max())
+
+
+def test_exif_orientation_is_applied(tmp_path, aligned_faces):
+    src = Image.open(aligned_faces[0]).convert("RGB").resize((64, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    src.save(tmp_path / "rot.jpg", exif=exif)
+    assert read_image(tmp_path / "rot.jpg").bgr.shape[:2] == (64, 32)
+
+
+@pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"hello, not an image", "not an image"),
+                                            (None, "corrupt")])
+def test_bad_files_give_one_line_reasons(tmp_path, aligned_faces, content, reason):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content if content is not None else aligned_faces[0].read_bytes()[:300])
+    with pytest.raises(ImageReadError, match=reason):
+        read_image(bad)
+
+
+def test_tiny_and_huge_are_refused(tmp_path):
+    cv2.imwrite(str(tmp_path / "one.png"), np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ImageReadError, match="too small"):
+        read_image(tmp_path / "one.png")
+    cv2.imwrite(str(tmp_path / "big.png"), np.zeros((300, 300, 3), np.uint8))
+    with pytest.raises(ImageReadError, match="max-pixels"):
+        read_image(tmp_path / "big.png", max_pixels=300 * 299)
+
+
+def test_list_images_folder_file_and_glob():
+    root, files = list_images(DATA / "codeformer-inputs")
+    assert root == DATA / "codeformer-inputs" and len(files) == 40 and files == sorted(files)
+    assert list_images(files[0])[1] == [files[0]]
+    assert len(list_images(str(DATA / "codeformer-inputs" / "whole_imgs" / "*.png"))[1]) == 2
+    with pytest.raises(FileNotFoundError):
+        list_images(DATA / "nope")
+
+
+def test_output_inside_input_is_refused(tmp_path):
+    with pytest.raises(UnsafeOutputError):
+        check_output_location(tmp_path, tmp_path / "out")
+    with pytest.raises(UnsafeOutputError):
+        check_output_location(tmp_path, tmp_path)
+    check_output_location(tmp_path / "in", tmp_path / "out")
+
+
+def test_write_never_overwrites_unasked_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "a.png"
+    write_image(target, np.full((8, 8, 3), 7, np.uint8))
+    with pytest.raises(FileExistsError):
+        write_image(target, np.zeros((8, 8, 3), np.uint8))
+    assert cv2.imread(str(target))[0, 0, 0] == 7
+    write_image(target, np.zeros((8, 8, 3), np.uint8), overwrite=True)
+    assert cv2.imread(str(target))[0, 0, 0] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]

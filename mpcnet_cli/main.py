@@ -31,7 +31,7 @@ app.command("degrade")(degrade.degrade)
 app.command("train")(train.train)
 app.command("restore")(restore.restore)
 app.command("eval")(evaluate.evaluate)
-app.command("benchmark")(benchmark.benchmark)
+app.add_typer(benchmark.app, name="benchmark")
 app.add_typer(weights.app, name="weights")
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+"""Face detectors for ``mpcnet restore``: every one returns boxes, scores and five landmarks
+(image-left eye, image-right eye, nose tip, image-left and image-right mouth corner — the order of
+the FFHQ alignment template) in the same :class:`Face` format.
+
+* ``retinaface``: facexlib's RetinaFace class, weights from the registry (sha256-verified, loaded
+  with ``weights_only``); facexlib's own loader would download, so it is not used.
+* ``mtcnn``: facenet-pytorch's MTCNN, whose wheel ships its weights (the offline default).
+* ``yunet``: OpenCV's ``FaceDetectorYN`` with the registry's YuNet ONNX file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from mpcnet.checkpoint import load_checkpoint
+from mpcnet.weights import WeightsError, resolve
+
+DETECTORS = ("retinaface", "mtcnn", "yunet")
+# Registry names tried for ``retinaface``, most accurate first.
+RETINAFACE_WEIGHTS = ("retinaface-resnet50", "retinaface-mobile")
+# The registry's retinaface-mobile file (sha256 ed6fa7d4…) is biubug6's Face-Detector-1MB
+# mobilenet0.25: facexlib's key layout, but trained with plain ReLU and smaller anchors than
+# facexlib's own release. Its settings, keyed by the start of its sha256:
+_RETINAFACE_1MB = {"ed6fa7d45a5179f0": [[10, 20], [32, 64], [128, 256]]}
+DETECT_MAX_SIDE = 1600  # larger photos are detected on a downscaled copy
+
+
+@dataclass
+class Face:
+    """One detected face in input-image pixel coordinates."""
+
+    box: np.ndarray  # (4,) x1, y1, x2, y2
+    score: float
+    landmarks: np.ndarray  # (5, 2)
+
+
+class RetinaFaceDetector:
+    """facexlib's RetinaFace (ResNet-50 or MobileNet-0.25) with registry weights."""
+
+    def __init__(self, weights: str = "retinaface-mobile", device: str = "cpu", threshold: float = 0.8):
+        from facexlib.detection.retinaface import RetinaFace
+
+        from mpcnet.weights import sha256_of
+
+        path = resolve(weights)
+        network = "resnet50" if "resnet50" in weights else "mobile0.25"
+        self.name = f"retinaface ({weights})"
+        self.threshold = threshold
+        self.net = RetinaFace(network_name=network, device=torch.device(device))
+        state = load_checkpoint(path)
+        self.net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
+        anchors = _RETINAFACE_1MB.get(sha256_of(path)[:16])
+        if anchors is not None:
+            self.net.cfg = dict(self.net.cfg, min_sizes=anchors)
+            for module in self.net.modules():
+                if isinstance(module, torch.nn.LeakyReLU):
+                    module.negative_slope = 0.0
+        self.net.eval()
+
+    def detect(self, bgr: np.ndarray) -> list[Face]:
+        with torch.inference_mode():
+            rows = self.net.detect_faces(bgr, conf_threshold=self.threshold)
+        return [Face(r[:4].copy(), float(r[4]), r[5:15].reshape(5, 2).copy()) for r in rows]
+
+
+class MTCNNDetector:
+    """facenet-pytorch's MTCNN (weights in its wheel)."""
+
+    name = "mtcnn"
+
+    def __init__(self, device: str = "cpu", threshold: float = 0.9):
+        from facenet_pytorch import MTCNN
+
+        self.net = MTCNN(keep_all=True, device=torch.device(device))
+        self.threshold = threshold
+
+    def detect(self, bgr: np.ndarray) -> list[Face]:
+        with torch.inference_mode():
+            boxes, scores, points = self.net.detect(np.ascontiguousarray(bgr[..., ::-1]), landmarks=True)
+        if boxes is None:
+            return []
+        return [Face(np.asarray(b, np.float32), float(s), np.asarray(p, np.float32))
+                for b, s, p in zip(boxes, scores, points) if s >= self.threshold]
+
+
+class YuNetDetector:
+    """OpenCV's FaceDetectorYN with the registry's YuNet model."""
+
+    name = "yunet"
+
+    def __init__(self, threshold: float = 0.8):
+        self.net = cv2.FaceDetectorYN.create(str(resolve("yunet")), "", (320, 320), threshold)
+
+    def detect(self, bgr: np.ndarray) -> list[Face]:
+        self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self.net.detect(np.ascontiguousarray(bgr))
+        if rows is None:
+            return []
+        return [Face(np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]], np.float32), float(r[14]),
+                     r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
+
+
+def retinaface_weights() -> str | None:
+    """The first registry RetinaFace whose verified file is present, or None."""
+    for name in RETINAFACE_WEIGHTS:
+        try:
+            resolve(name)
+            return name
+        except WeightsError:
+            continue
+    return None
+
+
+def default_detector() -> str:
+    """RetinaFace when its verified weights are present, else MTCNN (always offline)."""
+    return "retinaface" if retinaface_weights() else "mtcnn"
+
+
+def make_detector(name: str | None = None, device: str = "cpu"):
+    """Build detector ``name`` (one of :data:`DETECTORS`, or None for :func:`default_detector`).
+
+    Raises :class:`WeightsError` when its model file is missing or unverified.
+    """
+    name = name or default_detector()
+    if name == "retinaface":
+        weights = retinaface_weights()
+        if weights is None:
+            resolve(RETINAFACE_WEIGHTS[-1])  # raises the registry's message saying what to fetch
+        return RetinaFaceDetector(weights, device)
+    if name == "mtcnn":
+        return MTCNNDetector(device)
+    if name == "yunet":
+        return YuNetDetector()
+    raise ValueError(f"unknown detector '{name}'; choose from {', '.join(DETECTORS)}")
+
+
+def detect_faces(detector, bgr8: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> list[Face]:
+    """Run ``detector`` on an 8-bit BGR image (downscaled to ``max_side`` when larger), faces in
+    full-resolution coordinates, highest score first."""
+    scale = min(1.0, max_side / max(bgr8.shape[:2]))
+    small = bgr8 if scale == 1.0 else cv2.resize(bgr8, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    faces = detector.detect(small)
+    for face in faces:
+        face.box = face.box / scale
+        face.landmarks = face.landmarks / scale
+    return sorted(faces, key=lambda f: -f.score)

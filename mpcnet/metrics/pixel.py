@@ -1,0 +1,33 @@
+"""PSNR (eq. 11–12) and SSIM (eq. 13) exactly as section 4.2: BasicSR's implementations on 8-bit RGB.
+
+MAX = L = 255, k1 = 0.01, k2 = 0.03, 11×11 Gaussian window (σ 1.5), no border crop, all three RGB
+channels (SSIM is averaged over channels), not the Y channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from basicsr.metrics import calculate_psnr, calculate_ssim
+
+
+def to_rgb8(bgr: np.ndarray) -> np.ndarray:
+    """An H×W×3 BGR image (uint8, or float in [0,1]) as uint8 RGB."""
+    if bgr.dtype != np.uint8:
+        bgr = np.clip(np.round(bgr * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def bgr_to_tensor(bgr: np.ndarray) -> torch.Tensor:
+    """H×W×3 BGR (uint8 or float in [0,1]) → 1×3×H×W RGB in [-1, 1]."""
+    img = bgr.astype(np.float32) / 255.0 if bgr.dtype == np.uint8 else bgr.astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1))).unsqueeze(0) * 2 - 1
+
+
+def psnr(restored_bgr: np.ndarray, gt_bgr: np.ndarray) -> float:
+    """PSNR in dB on 8-bit RGB; ``inf`` for identical images."""
+    return float(calculate_psnr(to_rgb8(restored_bgr), to_rgb8(gt_bgr), crop_border=0, test_y_channel=False))
+
+
+def ssim(restored_bgr: np.ndarray, gt_bgr: np.ndarray) -> float:
+    """SSIM on 8-bit RGB, mean of the per-channel SSIMs; 1 for identical images."""
+    return float(calculate_ssim(to_rgb8(restored_bgr), to_rgb8(gt_bgr), crop_border=0, test_y_channel=False))

@@ -1,10 +1,90 @@
 """`mpcnet eval`."""
-from mpcnet_cli.common import not_yet
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from mpcnet.evaluate import METRICS, EvalError, resolve_dataset, score, write_report, format_value
+from mpcnet.utils.files import ImageReadError
+from mpcnet_cli.common import console, emit_json, fail
 
 
-def evaluate() -> None:
-    """Score restorations: PSNR, SSIM, LPIPS, FID, NIQE, identity.
+def evaluate(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Named test set under the data root: "
+                                          "celeba-test (lq/ + gt/) or real-test (lq/ only)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the named datasets "
+                                             "[default: $MPCNET_DATA]."),
+    lq: Optional[Path] = typer.Option(None, "--lq", help="Folder of low-quality inputs (aligned 512 faces)."),
+    gt: Optional[Path] = typer.Option(None, "--gt", help="Folder of ground truth, paired with the restored "
+                                      "images by relative name (extension ignored)."),
+    restored: Optional[Path] = typer.Option(None, "--restored", help="Score these existing restorations "
+                                            "instead of restoring --lq."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Registry name or checkpoint path used to "
+                                          "restore --lq [default: restore's default]."),
+    fid_ref: Optional[Path] = typer.Option(None, "--fid-ref", help="Reference folder for FID [default: the "
+                                           "GT folder]; the paper used 3,000 CelebA-HQ images."),
+    metrics: str = typer.Option(",".join(METRICS), "--metrics", help="Comma-separated subset of "
+                                f"{', '.join(METRICS)}."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the networks (restore, LPIPS, FID, "
+                               "ArcFace)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write report.md, metrics.json and "
+                                          "grid.png (LQ | restored | GT) here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+) -> None:
+    """Score restorations with section 4.2's metrics (PSNR, SSIM, LPIPS, FID, NIQE, identity).
 
-    Not implemented yet (issue 7): exits with code 3 and does nothing.
+    Metrics whose network weights are absent are skipped with the reason; the report puts the paper's
+    Table 3 (CelebA-Test) or Table 7 (Real-Test) rows beside this run's.
     """
-    not_yet("eval", 7)
+    chosen = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown:
+        fail(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
+    try:
+        if dataset:
+            if lq or gt:
+                fail("give either --dataset or --lq/--gt, not both")
+            lq, gt = resolve_dataset(dataset, data_root)
+        for name, folder in (("--lq", lq), ("--gt", gt), ("--restored", restored), ("--fid-ref", fid_ref)):
+            if folder is not None and not folder.is_dir():
+                fail(f"{name} {folder} is not a folder")
+        if restored is None:
+            if lq is None:
+                fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
+            restored = _restore(lq, weights, output, device, overwrite)
+        label = dataset or (restored.name if restored else "")
+        with console.status("scoring…") as status:
+            result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=device,
+                           progress=lambda key: status.update(f"scoring {key}"))
+        result.dataset = dataset
+        written = write_report(result, output, label, overwrite) if output else []
+    except (EvalError, ImageReadError) as exc:
+        fail(str(exc))
+    _print_table(result)
+    for path in written:
+        console.print(f"wrote {path}")
+    if as_json:
+        emit_json(result.to_json())
+
+
+def _restore(lq: Path, weights: Optional[str], output: Optional[Path], device: str, overwrite: bool) -> Path:
+    fail("restoring --lq inside eval needs the restore pipeline, which has not landed yet; restore the "
+         "folder with 'mpcnet restore' and give --restored DIR")
+
+
+def _print_table(result) -> None:
+    table = Table(title=f"mpcnet eval: {len(result.per_image)} images")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for m, value in result.metrics.items():
+        table.add_row(f"{m.upper()} {'↑' if METRICS[m] else '↓'}", format_value(value, m))
+    for m, reason in result.skipped.items():
+        table.add_row(m.upper(), f"skipped: {reason}")
+    console.print(table)
+    console.print(f"FID protocol: {result.fid_protocol or 'not computed'}")
+    for kind, keys in result.unpaired.items():
+        console.print(f"[yellow]not scored ({kind}):[/] {', '.join(keys[:10])}{' …' if len(keys) > 10 else ''}")

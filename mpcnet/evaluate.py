@@ -1,0 +1,311 @@
+"""Evaluation driver for section 4.2: pair restored and ground-truth files, score them, write the report.
+
+Named datasets live under a data root (``--data-root`` or ``$MPCNET_DATA``)::
+
+    <root>/celeba-test/lq/*.png   degraded inputs (eq. 1), 512×512 aligned faces
+    <root>/celeba-test/gt/*.png   their ground truth, same relative names
+    <root>/real-test/lq/*.png     real low-quality faces, no ground truth
+
+Files are paired by relative path without extension (``a/001.png`` ↔ ``a/001.jpg``); unpaired files
+and pairs of different sizes are listed, not scored. In JSON an infinite PSNR (identical images) is
+written as the string ``"inf"``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from mpcnet.metrics import MetricUnavailable
+from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance, inception_extractor, reference_stats
+from mpcnet.metrics.identity import IdentitySimilarity
+from mpcnet.metrics.lpips_metric import LPIPS
+from mpcnet.metrics.niqe import niqe
+from mpcnet.metrics.pixel import psnr, ssim
+from mpcnet.utils.files import list_images, read_image, write_bytes_atomic, write_image
+
+DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
+
+# Higher is better?  (the arrows of Tables 3 and 7)
+METRICS = {"psnr": True, "ssim": True, "lpips": False, "identity": True, "niqe": False, "fid": False}
+PAIRED = ("psnr", "ssim", "lpips", "identity")
+
+PAPER_TABLES = {
+    "celeba-test": ("Table 3 (CelebA-Test, 3,000 pairs)", ("fid", "lpips", "psnr", "ssim"), {
+        "Input": (158.72, 0.6185, 20.23, 0.6823),
+        "WaveletSRNet": (119.75, 0.5351, 22.87, 0.6451),
+        "Super-FAN": (100.23, 0.5085, 22.15, 0.6377),
+        "DFDNet": (43.74, 0.3926, 21.84, 0.6439),
+        "HiFaceGAN": (64.37, 0.4795, 21.05, 0.5444),
+        "PSFRGAN": (31.92, 0.3226, 23.17, 0.6472),
+        "GPEN": (31.41, 0.3267, 22.91, 0.6428),
+        "MPCNet (paper)": (29.26, 0.3097, 23.82, 0.6684),
+    }),
+    "real-test": ("Table 7 (Real-Test, 1,500 faces)", ("niqe", "fid"), {
+        "Input": (14.623, 183.73),
+        "DFDNet": (5.824, 107.36),
+        "HiFaceGAN": (6.141, 124.12),
+        "PSFRGAN": (5.783, 94.51),
+        "GPEN": (5.597, 91.63),
+        "MPCNet (paper)": (4.849, 89.18),
+    }),
+}
+
+
+class EvalError(Exception):
+    """An evaluation that cannot start; the message says why."""
+
+
+def resolve_dataset(name: str, data_root: str | os.PathLike | None) -> tuple[Path, Path | None]:
+    """``(lq_dir, gt_dir or None)`` of a named dataset under the data root."""
+    if name not in DATASETS:
+        raise EvalError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)} (or give --lq/--gt folders)")
+    root = data_root or os.environ.get("MPCNET_DATA")
+    if not root:
+        raise EvalError(f"no data root for '{name}': give --data-root or set MPCNET_DATA")
+    lq_name, gt_name = DATASETS[name]
+    lq, gt = Path(root) / name / lq_name, (Path(root) / name / gt_name if gt_name else None)
+    layout = f"{Path(root) / name}/{{{lq_name}{',' + gt_name if gt_name else ''}}}/ with matching file names"
+    for folder in (lq, gt):
+        if folder is not None and not folder.is_dir():
+            raise EvalError(f"{folder} is missing; '{name}' is expected as {layout}")
+    return lq, gt
+
+
+def load_bgr8(path: Path) -> np.ndarray:
+    """An image as H×W×3 uint8 BGR (16-bit scaled down, alpha dropped)."""
+    bgr = read_image(path).bgr
+    return np.round(bgr / 257.0).astype(np.uint8) if bgr.dtype == np.uint16 else bgr
+
+
+def _key(root: Path, path: Path) -> str:
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+@dataclass
+class Pairing:
+    pairs: list[tuple[str, Path, Path]]  # (key, restored, gt)
+    only_restored: list[str]
+    only_gt: list[str]
+
+
+def index_folder(folder: Path) -> dict[str, Path]:
+    """The images under ``folder`` keyed by relative path without extension."""
+    root, files = list_images(folder)
+    return {_key(root, f): f for f in files}
+
+
+def pair_folders(restored: Path, gt: Path) -> Pairing:
+    """Pair files by relative path without extension."""
+    r, g = index_folder(restored), index_folder(gt)
+    return Pairing([(k, r[k], g[k]) for k in sorted(r.keys() & g.keys())],
+                   sorted(r.keys() - g.keys()), sorted(g.keys() - r.keys()))
+
+
+@dataclass
+class EvalResult:
+    restored: Path
+    gt: Path | None
+    lq: Path | None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)
+    unpaired: dict[str, list[str]] = field(default_factory=dict)
+    fid_protocol: str | None = None
+    dataset: str | None = None
+
+    def to_json(self) -> dict:
+        def num(v):
+            return "inf" if isinstance(v, float) and math.isinf(v) else v
+        return {
+            "dataset": self.dataset, "restored": str(self.restored), "gt": self.gt and str(self.gt),
+            "lq": self.lq and str(self.lq), "images": len(self.per_image),
+            "metrics": {k: num(v) for k, v in self.metrics.items()},
+            "skipped": self.skipped, "fid_protocol": self.fid_protocol, "unpaired": self.unpaired,
+            "per_image": {k: {m: num(v) for m, v in d.items()} for k, d in self.per_image.items()},
+        }
+
+
+def _network_metric(name: str, build: Callable[[], object], result: EvalResult):
+    try:
+        return build()
+    except MetricUnavailable as exc:
+        result.skipped[name] = str(exc)
+        return None
+
+
+def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid_ref: Path | None = None,
+          metrics: tuple[str, ...] = tuple(METRICS), device: str = "cpu",
+          fid_extractor: FeatureExtractor | None = None, progress: Callable[[str], None] | None = None) -> EvalResult:
+    """Score the images in ``restored`` (against ``gt`` where given); see the module doc for pairing.
+
+    FID compares ``restored`` with ``fid_ref`` (default: the GT folder) and names the protocol used.
+    ``fid_extractor`` replaces the Inception network (tests use a small fixed one).
+    """
+    result = EvalResult(restored=restored, gt=gt, lq=lq)
+    wanted = [m for m in METRICS if m in metrics]
+    if gt is not None:
+        pairing = pair_folders(restored, gt)
+        if not pairing.pairs:
+            raise EvalError(f"no file in {restored} has a counterpart in {gt} (files pair by relative name)")
+        result.unpaired = {k: v for k, v in (("restored_only", pairing.only_restored),
+                                             ("gt_only", pairing.only_gt)) if v}
+        items = [(k, r, g) for k, r, g in pairing.pairs]
+    else:
+        items = [(k, f, None) for k, f in index_folder(restored).items()]
+        for m in PAIRED:
+            if m in wanted:
+                result.skipped[m] = "needs ground truth (--gt)"
+        wanted = [m for m in wanted if m not in PAIRED]
+    if not items:
+        raise EvalError(f"no images in {restored}")
+
+    nets = {}
+    if "lpips" in wanted:
+        nets["lpips"] = _network_metric("lpips", lambda: LPIPS(device=device), result)
+    if "identity" in wanted:
+        nets["identity"] = _network_metric("identity", lambda: IdentitySimilarity(device=device), result)
+
+    size_mismatch, restored_imgs = [], []
+    for key, r_path, g_path in items:
+        out = load_bgr8(r_path)
+        row = {}
+        if g_path is not None:
+            ref = load_bgr8(g_path)
+            if ref.shape != out.shape:
+                size_mismatch.append(f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})")
+                continue
+            row["psnr"], row["ssim"] = psnr(out, ref), ssim(out, ref)
+            for name, net in nets.items():
+                if net is not None:
+                    row[name] = net(out, ref)
+        if "niqe" in wanted:
+            try:
+                row["niqe"] = niqe(out)
+            except ValueError as exc:
+                result.skipped["niqe"] = str(exc)
+                wanted.remove("niqe")
+        result.per_image[key] = {m: v for m, v in row.items() if m in wanted}
+        restored_imgs.append(r_path)
+        if progress:
+            progress(key)
+    if size_mismatch:
+        result.unpaired["size_mismatch"] = size_mismatch
+    if not result.per_image:
+        raise EvalError("no pair could be scored: " + "; ".join(size_mismatch[:3]))
+
+    for m in wanted:
+        if m == "fid" or m in result.skipped:
+            continue
+        values = [row[m] for row in result.per_image.values() if m in row]
+        result.metrics[m] = float(np.mean(values)) if values else None
+    if "fid" in wanted:
+        _fid(result, restored_imgs, fid_ref if fid_ref is not None else gt, fid_ref is None, fid_extractor, device)
+    result.metrics = {m: result.metrics[m] for m in METRICS if m in result.metrics}
+    return result
+
+
+def _fid(result: EvalResult, images: list[Path], ref: Path | None, ref_is_gt: bool,
+         extractor: FeatureExtractor | None, device: str) -> None:
+    if ref is None:
+        result.skipped["fid"] = ("no reference set: give --fid-ref DIR (the paper used 3,000 CelebA-HQ images)")
+        return
+    try:
+        extractor = extractor or inception_extractor(device)
+        ref_root, ref_files = list_images(ref)
+        ref_stats, cached = reference_stats(ref_root, ref_files, load_bgr8, extractor)
+        ours = FIDStats.of(extractor.features(load_bgr8(p) for p in images))
+    except MetricUnavailable as exc:
+        result.skipped["fid"] = str(exc)
+        return
+    result.metrics["fid"] = frechet_distance(ours, ref_stats)
+    kind = "the ground-truth set" if ref_is_gt else "a reference folder"
+    result.fid_protocol = (f"{ours.count} restored images vs {kind} {ref} ({ref_stats.count} images; "
+                           f"features: {extractor.name}; reference statistics {'from cache' if cached else 'computed'})")
+
+
+def sample_grid(rows: list[list[np.ndarray]], tile: int = 256) -> np.ndarray:
+    """Rows of images (e.g. LQ | restored | GT) resized to ``tile`` and tiled with a 4 px gap."""
+    gap = 4
+    width = len(rows[0]) * (tile + gap) - gap
+    grid = np.full((len(rows) * (tile + gap) - gap, width, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            y, x = i * (tile + gap), j * (tile + gap)
+            grid[y:y + tile, x:x + tile] = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
+    return grid
+
+
+def grid_rows(result: EvalResult, count: int = 4) -> tuple[list[str], list[list[np.ndarray]]]:
+    """Column names and up to ``count`` rows of LQ | restored | GT (the columns that exist)."""
+    keys = list(result.per_image)[:count]
+    columns = [("LQ", result.lq), ("restored", result.restored), ("GT", result.gt)]
+    columns = [(name, folder) for name, folder in columns if folder is not None]
+    lookups = {name: index_folder(folder) for name, folder in columns}
+    rows = [[load_bgr8(lookups[name][k]) for name, _ in columns] for k in keys
+            if all(k in lookups[name] for name, _ in columns)]
+    return [name for name, _ in columns], rows
+
+
+def format_value(value: float | None, metric: str) -> str:
+    if value is None:
+        return "—"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.4f}" if metric in ("ssim", "lpips", "identity") else f"{value:.2f}"
+
+
+def markdown_report(result: EvalResult, table_key: str | None, grid: tuple[str, list[str]] | None,
+                    label: str) -> str:
+    """The report: our metrics, skipped ones with reasons, FID protocol, the paper's rows beside ours."""
+    lines = [f"# mpcnet eval — {label}", "",
+             f"* restored: `{result.restored}`" + (f"  \n* ground truth: `{result.gt}`" if result.gt else "")
+             + (f"  \n* LQ inputs: `{result.lq}`" if result.lq else ""),
+             f"* images scored: {len(result.per_image)}", "",
+             "| metric | value | better |", "|---|---|---|"]
+    for m, higher in METRICS.items():
+        if m in result.metrics:
+            lines.append(f"| {m.upper()} | {format_value(result.metrics[m], m)} | {'↑' if higher else '↓'} |")
+    for m, reason in result.skipped.items():
+        lines.append(f"| {m.upper()} | skipped: {reason} | {'↑' if METRICS[m] else '↓'} |")
+    lines += ["", f"**FID protocol:** {result.fid_protocol or 'not computed'}", ""]
+    if result.unpaired:
+        lines += ["**Not scored:** " + "; ".join(f"{k}: {', '.join(v[:10])}{' …' if len(v) > 10 else ''}"
+                                                 for k, v in result.unpaired.items()), ""]
+    if table_key:
+        title, cols, rows = PAPER_TABLES[table_key]
+        same = result.dataset == table_key
+        lines += [f"## The paper's {title}" + ("" if same else " — for orientation only: not the same data"), "",
+                  "| method | " + " | ".join(f"{c.upper()} {'↑' if METRICS[c] else '↓'}" for c in cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        for name, values in rows.items():
+            lines.append(f"| {name} | " + " | ".join(format_value(v, c) for v, c in zip(values, cols)) + " |")
+        lines.append("| **this run** | " + " | ".join(format_value(result.metrics.get(c), c) if c in result.metrics
+                                                    else "skipped" for c in cols) + " |")
+        lines.append("")
+    if grid:
+        lines += ["## Samples", "", f"Columns: {' | '.join(grid[1])}", "", f"![samples]({grid[0]})", ""]
+    return "\n".join(lines)
+
+
+def write_report(result: EvalResult, out_dir: Path, label: str, overwrite: bool = False) -> list[Path]:
+    """``report.md``, ``metrics.json`` and ``grid.png`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table_key = result.dataset if result.dataset in PAPER_TABLES else ("celeba-test" if result.gt else "real-test")
+    names, rows = grid_rows(result)
+    targets = [out_dir / n for n in ("report.md", "metrics.json", "grid.png")]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise EvalError(f"{existing[0]} exists; give --overwrite to replace the report")
+    md = markdown_report(result, table_key, ("grid.png", names) if rows else None, label)
+    if rows:
+        write_image(targets[2], sample_grid(rows), overwrite=True)
+    write_bytes_atomic(targets[0], md.encode())
+    write_bytes_atomic(targets[1], json.dumps(result.to_json(), indent=2).encode())
+    return targets if rows else targets[:2]

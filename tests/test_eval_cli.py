@@ -1,0 +1,104 @@
+"""`mpcnet eval` on folders built from the real shared faces: pairing, skipped metrics, the report files."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mpcnet.evaluate import METRICS, EvalError, resolve_dataset, score
+from mpcnet.metrics.fid import FeatureExtractor
+from mpcnet_cli.main import app
+
+SIZE = 256
+
+
+def run(*args):
+    """The real CLI in-process (tests/test_cli.py covers the installed script)."""
+    result = CliRunner().invoke(app, ["eval", *map(str, args)])
+    result.returncode = result.exit_code
+    return result
+
+
+@pytest.fixture(scope="module")
+def folders(hq_faces, tmp_path_factory):
+    """gt/ (clean CelebA-HQ faces), restored/ (mild blur, plus one unpaired file), lq/ (strong blur, JPEG)."""
+    root = tmp_path_factory.mktemp("evalset")
+    for name in ("gt", "restored", "lq"):
+        (root / name).mkdir()
+    for i, path in enumerate(hq_faces[:6]):
+        gt = cv2.resize(cv2.imread(str(path)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / "gt" / f"{i:03d}.png"), gt)
+        cv2.imwrite(str(root / "restored" / f"{i:03d}.png"), cv2.GaussianBlur(gt, (0, 0), 1.0))
+        cv2.imwrite(str(root / "lq" / f"{i:03d}.jpg"), cv2.GaussianBlur(gt, (0, 0), 3.0))
+    shutil.copy(root / "gt" / "000.png", root / "restored" / "unpaired.png")
+    return root
+
+
+def test_eval_cli_writes_a_report_listing_every_metric(folders, tmp_path):
+    out = run("--restored", folders / "restored", "--gt", folders / "gt", "--lq", folders / "lq",
+              "-o", tmp_path / "rep", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["images"] == 6 and data["unpaired"] == {"restored_only": ["unpaired"]}
+    assert set(data["metrics"]) | set(data["skipped"]) == set(METRICS)
+    assert {"psnr", "ssim", "niqe"} <= set(data["metrics"])
+    assert 25 < data["metrics"]["psnr"] < 45 and 0.8 < data["metrics"]["ssim"] < 1
+    assert all(reason for reason in data["skipped"].values())
+    report = (tmp_path / "rep" / "report.md").read_text()
+    for metric in METRICS:
+        assert metric.upper() in report
+    for metric, reason in data["skipped"].items():
+        assert reason.split(";")[0][:40] in report
+    assert "Table 3" in report and "29.26" in report and "FID protocol" in report
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["metrics"] == data["metrics"]
+    grid = cv2.imread(str(tmp_path / "rep" / "grid.png"))
+    assert grid.shape[1] == 3 * 256 + 2 * 4 and grid.shape[0] == 4 * 256 + 3 * 4  # LQ | restored | GT × 4
+    again = run("--restored", folders / "restored", "--gt", folders / "gt", "-o", tmp_path / "rep")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_identical_sets_give_inf_psnr_as_a_string_and_unit_ssim(folders, tmp_path):
+    out = run("--restored", folders / "gt", "--gt", folders / "gt", "--metrics", "psnr,ssim", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["metrics"]["psnr"] == "inf" and data["metrics"]["ssim"] == pytest.approx(1.0)
+    assert all(row["psnr"] == "inf" for row in data["per_image"].values())
+
+
+def test_named_dataset_layout_is_explained_when_missing(folders, tmp_path):
+    out = run("--dataset", "celeba-test", "--data-root", tmp_path)
+    assert out.returncode == 2 and "celeba-test/{lq,gt}" in out.stderr
+    (tmp_path / "celeba-test").mkdir()
+    shutil.copytree(folders / "lq", tmp_path / "celeba-test" / "lq")
+    shutil.copytree(folders / "gt", tmp_path / "celeba-test" / "gt")
+    assert resolve_dataset("celeba-test", tmp_path) == (tmp_path / "celeba-test" / "lq",
+                                                        tmp_path / "celeba-test" / "gt")
+    with pytest.raises(EvalError, match="real-test/{lq}"):
+        resolve_dataset("real-test", tmp_path)
+
+
+def test_no_reference_scoring_and_size_mismatch(folders, tmp_path):
+    nr = score(folders / "lq", metrics=("psnr", "niqe", "fid"))
+    assert set(nr.metrics) == {"niqe"} and nr.skipped["psnr"] == "needs ground truth (--gt)"
+    assert "--fid-ref" in nr.skipped["fid"]
+    small = tmp_path / "small"
+    small.mkdir()
+    cv2.imwrite(str(small / "000.png"), cv2.resize(cv2.imread(str(folders / "gt" / "000.png")), (128, 128)))
+    shutil.copy(folders / "restored" / "001.png", small / "001.png")
+    res = score(small, folders / "gt", metrics=("psnr",))
+    assert list(res.per_image) == ["001"] and res.unpaired["size_mismatch"][0].startswith("000 (128×128")
+
+
+def test_fid_through_the_driver_names_its_protocol_and_uses_the_cache(folders):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1)).eval()
+    ext = FeatureExtractor("random-conv-eval", net)
+    same = score(folders / "gt", folders / "gt", metrics=("fid",), fid_extractor=ext)
+    worse = score(folders / "lq", folders / "gt", metrics=("fid",), fid_extractor=ext)
+    assert worse.metrics["fid"] > 1e-6 and same.metrics["fid"] < 1e-3 * worse.metrics["fid"]
+    assert "computed" in same.fid_protocol and "from cache" in worse.fid_protocol
+    assert "ground-truth set" in worse.fid_protocol and "6 images" in worse.fid_protocol

@@ -1,0 +1,256 @@
+"""Degrading folders of HQ faces with eq. 1 (``mpcnet degrade``): one seeded parameter draw per
+image, outputs at the same relative paths, and a manifest of every image's parameters.
+
+The per-image seed comes from ``(seed, relative input path)``, so an image's degradation does
+not depend on the order, the other files or the number of workers; :func:`reproduce` rebuilds
+any output from its manifest row.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import yaml
+
+from mpcnet.data.degradations import PAPER_RANGES, PRESETS, DegradationParams, apply_degradation, sample_params, to_uint8
+from mpcnet.utils.files import ImageReadError, check_output_location, list_images, read_image, write_bytes_atomic, write_image
+
+MANIFEST_COLUMNS = ["output", "input", "size", *DegradationParams.__dataclass_fields__]
+
+
+class DegradeError(Exception):
+    """A problem with the request as a whole (one line, fit for the user)."""
+
+
+def image_seed(seed: int, rel: str) -> int:
+    """The seed of one image: a hash of the run's seed and its relative input path."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{rel}".encode()).digest()[:8], "little")
+
+
+def parse_kernel(spec: str) -> dict:
+    """``gaussian:SIGMA | average:SIZE | median:SIZE | motion:LENGTH[:ANGLE] | none`` → fixed ranges."""
+    name, *args = spec.split(":")
+    try:
+        vals = [float(a) for a in args]
+    except ValueError:
+        raise DegradeError(f"bad --kernel {spec!r}: values must be numbers") from None
+    if name == "none" and not vals:
+        return {"blur_prob": 0.0}
+    forms = {"gaussian": ("gaussian_sigma",), "average": ("average_size",), "median": ("median_size",),
+             "motion": ("motion_size", "motion_angle")}
+    if name not in forms or not 1 <= len(vals) <= len(forms[name]):
+        raise DegradeError(f"bad --kernel {spec!r}; use gaussian:SIGMA, average:SIZE, median:SIZE, "
+                           "motion:LENGTH[:ANGLE] or none")
+    fixed = {"kernels": name, "blur_prob": 1.0}
+    for key, v in zip(forms[name], vals):
+        fixed[key] = v if key in ("gaussian_sigma", "motion_angle") else int(v)
+    return fixed
+
+
+def build_ranges(preset: str = "celeba-test", ranges_file: Path | None = None, scale: float | None = None,
+                 noise: float | None = None, jpeg: str | None = None, kernel: str | None = None) -> dict:
+    """The ranges of a run: a preset (or a YAML/JSON ranges file), then any fixed values."""
+    if ranges_file is not None:
+        loaded = yaml.safe_load(Path(ranges_file).read_text())
+        if not isinstance(loaded, dict):
+            raise DegradeError(f"{ranges_file} must hold a mapping of degradation ranges")
+        ranges = {**PAPER_RANGES, **loaded}
+    elif preset in PRESETS:
+        ranges = copy.deepcopy(PRESETS[preset])
+    else:
+        raise DegradeError(f"unknown preset {preset!r}; 'mpcnet degrade --preset list' shows them")
+    if scale is not None:
+        if scale <= 0:
+            raise DegradeError("--scale must be > 0")
+        ranges["scale"] = float(scale)
+    if noise is not None:
+        if noise < 0:
+            raise DegradeError("--noise must be ≥ 0")
+        ranges.update(noise=float(noise), noise_prob=1.0)
+    if jpeg is not None:
+        if jpeg == "none":
+            ranges["jpeg_quality"] = None
+        elif jpeg.isdigit() and 0 <= int(jpeg) <= 100:
+            ranges.update(jpeg_quality=int(jpeg), jpeg_prob=1.0)
+        else:
+            raise DegradeError(f"bad --jpeg {jpeg!r}; use a quality 0–100 or none")
+    if kernel is not None:
+        ranges.update(parse_kernel(kernel))
+    try:
+        sample_params(np.random.default_rng(0), ranges)
+    except (ValueError, TypeError, KeyError) as e:
+        raise DegradeError(f"bad degradation ranges: {e}") from None
+    return ranges
+
+
+def describe_preset(name: str) -> str:
+    """What a preset fixes, relative to the paper's random ranges."""
+    diff = {k: v for k, v in PRESETS[name].items() if v != PAPER_RANGES[k]}
+    return ", ".join(f"{k}={v}" for k, v in diff.items()) or "the paper's random ranges (Table 3)"
+
+
+def load_hq(path: Path, size: int) -> np.ndarray:
+    """An input face as float32 BGR in [0, 1], resized to size×size (0 keeps its size; alpha dropped)."""
+    img = read_image(path)
+    x = img.bgr.astype(np.float32) / (65535.0 if img.bit_depth == 16 else 255.0)
+    h, w = x.shape[:2]
+    if size and (h, w) != (size, size):
+        if h != w:
+            raise ImageReadError(f"not square ({w}×{h}); align/crop faces first or use --size 0")
+        x = cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA if h > size else cv2.INTER_CUBIC)
+    return x
+
+
+def render(path: Path, size: int, params: DegradationParams) -> np.ndarray:
+    """The 8-bit degraded image for one input and its parameters."""
+    return to_uint8(apply_degradation(load_hq(path, size), params))
+
+
+def reproduce(row: dict, input_root: str | Path) -> np.ndarray:
+    """Rebuild one output (uint8 BGR) from its manifest row and the input folder."""
+    return render(Path(input_root) / row["input"], int(row["size"]), DegradationParams.from_dict(row))
+
+
+def prepare_output(inputs: str | Path, out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse an output folder inside the input, or a non-empty one unless ``overwrite``."""
+    check_output_location(inputs, out_dir)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DegradeError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise DegradeError(f"{out_dir} is not empty (use --overwrite to write into it)")
+
+
+@dataclass
+class Job:
+    src: Path
+    rel: str          # input path relative to the input root (POSIX)
+    out_rel: str      # output path relative to the output folder (POSIX)
+    params: DegradationParams | None = None  # given (from a manifest) or drawn from the seed
+    size: int | None = None                  # given (from a manifest) or the run's
+
+
+@dataclass
+class Summary:
+    out_dir: Path
+    manifest: Path | None = None
+    rows: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"out": str(self.out_dir), "manifest": str(self.manifest) if self.manifest else None,
+                "processed": len(self.rows), "failed": self.failed, "seconds": round(self.seconds, 3),
+                "images_per_s": round(len(self.rows) / self.seconds, 2) if self.seconds else None}
+
+
+def _process(job: Job, out_dir: Path, size: int, ranges: dict, seed: int, overwrite: bool) -> dict:
+    params = job.params or sample_params(np.random.default_rng(image_seed(seed, job.rel)), ranges)
+    size = size if job.size is None else job.size
+    lq = render(job.src, size, params)
+    write_image(out_dir / job.out_rel, lq, overwrite=overwrite)
+    return {"output": job.out_rel, "input": job.rel, "size": size, **params.to_dict()}
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)
+
+
+def read_manifest(path: str | Path) -> list[dict]:
+    """Rows of a manifest written by :func:`run` (CSV or JSONL, by extension)."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> None:
+    if path.suffix == ".jsonl":
+        data = "".join(json.dumps(r) + "\n" for r in rows)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+        data = buf.getvalue()
+    write_bytes_atomic(path, data.encode())
+
+
+def plan(inputs: str | Path, fmt: str = "png", sample: int | None = None, seed: int = 0,
+         manifest_rows: list[dict] | None = None) -> tuple[Path, list[Job]]:
+    """The jobs of a run: every image under ``inputs`` (or a seeded ``sample`` of them, or the
+    images named by ``manifest_rows`` with their recorded parameters)."""
+    root, files = list_images(inputs)
+    jobs = [Job(f, f.relative_to(root).as_posix(), f.relative_to(root).with_suffix(f".{fmt}").as_posix())
+            for f in files]
+    if manifest_rows is not None:
+        by_rel = {j.rel: j for j in jobs}
+        missing = [r["input"] for r in manifest_rows if r["input"] not in by_rel]
+        if missing:
+            raise DegradeError(f"{len(missing)} manifest input(s) not found under {inputs}, e.g. {missing[0]}")
+        jobs = [Job(by_rel[r["input"]].src, r["input"], r["output"], DegradationParams.from_dict(r), int(r["size"]))
+                for r in manifest_rows]
+    if sample is not None:
+        if not 0 < sample <= len(jobs):
+            raise DegradeError(f"--sample {sample} but {len(jobs)} image(s) found")
+        keep = np.sort(np.random.default_rng(seed).choice(len(jobs), sample, replace=False))
+        jobs = [jobs[i] for i in keep]
+    return root, jobs
+
+
+def run(jobs: list[Job], out_dir: str | Path, ranges: dict = PAPER_RANGES, seed: int = 0, size: int = 512,
+        workers: int = 1, overwrite: bool = False, manifest: str = "csv",
+        on_done: Callable[[Job, str | None], None] | None = None) -> Summary:
+    """Degrade every job into ``out_dir`` and write ``manifest.csv|jsonl`` there. Files that fail
+    are recorded in ``Summary.failed`` with a one-line reason; the others finish."""
+    out_dir = Path(out_dir)
+    summary = Summary(out_dir=out_dir)
+    start = time.perf_counter()
+    seen: dict[str, str] = {}
+    todo = []
+    for job in jobs:
+        if job.out_rel in seen:
+            summary.failed.append({"input": job.rel, "error": f"same output name as {seen[job.out_rel]}"})
+            if on_done:
+                on_done(job, summary.failed[-1]["error"])
+        else:
+            seen[job.out_rel] = job.rel
+            todo.append(job)
+    args = (out_dir, size, ranges, seed, overwrite)
+
+    def record(job: Job, get: Callable[[], dict]) -> None:
+        try:
+            summary.rows.append(get())
+            error = None
+        except (ImageReadError, OSError, ValueError, cv2.error) as e:
+            error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            summary.failed.append({"input": job.rel, "error": error})
+        if on_done:
+            on_done(job, error)
+
+    if workers <= 1:
+        for job in todo:
+            record(job, lambda j=job: _process(j, *args))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+            futures = {pool.submit(_process, job, *args): job for job in todo}
+            for fut in as_completed(futures):
+                record(futures[fut], fut.result)
+    summary.rows.sort(key=lambda r: r["input"])
+    summary.failed.sort(key=lambda r: r["input"])
+    if summary.rows:
+        summary.manifest = out_dir / f"manifest.{manifest}"
+        _write_manifest(summary.manifest, summary.rows)
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -81,6 +81,22 @@ _ORIENT = {
 }
 
 
+def _jpeg_truncated(path: Path) -> bool:
+    """OpenCV's libjpeg decodes a truncated JPEG without error (grey fill); PIL notices. The
+    decode is at 1/8 scale (DCT scaling), so it is cheap."""
+    try:
+        with PILImage.open(path) as im:
+            if im.format != "JPEG":
+                return False
+            im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except PILImage.UnidentifiedImageError:  # not an image to PIL: OpenCV decides below
+        return False
+    except OSError:
+        return True
+    return False
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read any supported image, honouring EXIF orientation, keeping alpha and 16-bit depth.
 
@@ -99,6 +115,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         width = height = None
     if width is not None and width * height > max_pixels:
         raise ImageReadError(f"{width}×{height} is over the --max-pixels limit of {max_pixels}")
+    if _jpeg_truncated(path):
+        raise ImageReadError("corrupt or truncated image data")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         reason = "not an image or corrupt" if width is None else "corrupt or truncated image data"

@@ -1,0 +1,317 @@
+"""``mpcnet restore``'s pipeline: read → detect → align to the FFHQ template → restore in batches
+(faces from several photos share a batch) → paste back with a soft mask → upscale the background
+→ write atomically. Every stage is timed (:class:`StageTimer`) for the benchmark."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from facexlib.utils.face_restoration_helper import get_center_face
+from PIL import Image as PILImage
+
+from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
+from mpcnet.restoration.detectors import detect_faces
+from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
+from mpcnet.restoration.restorer import FaceRestorer
+from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, read_image, write_image
+
+BG_UPSAMPLERS = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC, "none": None}
+STAGES = ("read", "detect", "align", "network", "paste", "write")
+_SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
+
+
+@dataclass
+class RestoreOptions:
+    upscale: int = 2
+    aligned: bool = False  # inputs are already FFHQ-aligned faces: no detection, no paste
+    only_center_face: bool = False
+    ext: str = "auto"  # auto (keep the input's) | png | jpg
+    suffix: str = ""
+    save_faces: bool = False
+    save_comparison: bool = False
+    bg_upsampler: str = "lanczos"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    faces_only: bool = False  # photos without a face are not written
+    skip_existing: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.upscale < 1:
+            raise ValueError("--upscale must be 1 or more")
+        if self.bg_upsampler not in BG_UPSAMPLERS:
+            raise ValueError(f"unknown --bg-upsampler '{self.bg_upsampler}'; choose from {', '.join(BG_UPSAMPLERS)}")
+        if self.bg_upsampler == "none" and self.upscale != 1:
+            raise ValueError("--bg-upsampler none keeps the photo's size: use it with --upscale 1")
+        if self.ext not in ("auto", "png", "jpg"):
+            raise ValueError("--ext must be auto, png or jpg")
+
+
+@dataclass
+class ImageResult:
+    """What happened to one input; ``status`` is restored | no-face | skipped | failed."""
+
+    source: str
+    status: str
+    output: str | None = None
+    faces: int = 0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass
+class StageTimer:
+    """Wall seconds spent per pipeline stage."""
+
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+@dataclass
+class Summary:
+    results: list = field(default_factory=list)
+    timer: StageTimer = field(default_factory=StageTimer)
+    seconds: float = 0.0
+
+    @property
+    def faces(self) -> int:
+        return sum(r.faces for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    def to_dict(self) -> dict:
+        faces = self.faces
+        return {
+            "files": len(self.results),
+            **{s.replace("-", "_"): self.count(s) for s in ("restored", "no-face", "skipped", "failed")},
+            "faces": faces, "seconds": round(self.seconds, 3),
+            "faces_per_s": round(faces / self.seconds, 3) if self.seconds else None,
+            "stage_seconds": {k: round(v, 3) for k, v in self.timer.seconds.items()},
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+@dataclass
+class _Photo:
+    """A photo between detection and paste: its faces wait for the network."""
+
+    source: Path
+    output: Path
+    image: LoadedImage
+    pixels: np.ndarray  # float32 BGR in [0, 1]
+    single_channel: bool
+    crops: list
+    affines: list
+    restored: list = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.error) or len(self.restored) == len(self.crops)
+
+
+class RestorePipeline:
+    """Restores whole photos (or aligned faces) with a :class:`FaceRestorer` and a detector."""
+
+    def __init__(self, restorer: FaceRestorer, detector=None, options: RestoreOptions | None = None,
+                 parsenet=None):
+        self.restorer, self.detector, self.parsenet = restorer, detector, parsenet
+        self.options = options or RestoreOptions()
+        if self.detector is None and not self.options.aligned:
+            raise ValueError("a face detector is needed unless the inputs are aligned faces")
+        self.timer = StageTimer()
+        self._ellipse = ellipse_mask(FACE_SIZE)
+
+    # -- naming -------------------------------------------------------------------------------
+    def output_path(self, source: Path, root: Path, out_dir: Path, folder: str = "restored_imgs") -> Path:
+        rel = source.relative_to(root) if source.is_relative_to(root) else Path(source.name)
+        ext = source.suffix.lower() if self.options.ext == "auto" else f".{self.options.ext}"
+        suffix = f"_{self.options.suffix}" if self.options.suffix else ""
+        return out_dir / folder / rel.parent / f"{rel.stem}{suffix}{ext}"
+
+    # -- the stages ---------------------------------------------------------------------------
+    def _prepare(self, source: Path, output: Path) -> _Photo:
+        opts = self.options
+        with self.timer("read"):
+            image = read_image(source, opts.max_pixels)
+            with PILImage.open(source) as im:
+                single = im.mode in _SINGLE_CHANNEL_MODES
+            scale = 65535.0 if image.bit_depth == 16 else 255.0
+            pixels = image.bgr.astype(np.float32) / scale
+        if opts.aligned:
+            with self.timer("align"):
+                crop = cv2.resize(pixels, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA
+                                  if min(pixels.shape[:2]) > FACE_SIZE else cv2.INTER_CUBIC)
+            return _Photo(source, output, image, pixels, single, [crop], [None])
+        with self.timer("detect"):
+            bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
+            faces = detect_faces(self.detector, bgr8)
+            if opts.only_center_face and len(faces) > 1:
+                h, w = bgr8.shape[:2]
+                faces = [faces[get_center_face([f.box for f in faces], h, w)[1]]]
+        with self.timer("align"):
+            aligned = [align_face(pixels, f.landmarks) for f in faces]
+        return _Photo(source, output, image, pixels, single, [c for c, _ in aligned], [a for _, a in aligned])
+
+    def _masks(self, faces: list[np.ndarray]) -> list[np.ndarray]:
+        if self.parsenet is None:
+            return [self._ellipse] * len(faces)
+        return [parse_mask(labels) for labels in parse_labels(self.parsenet, faces, self.restorer.device)]
+
+    def _compose(self, photo: _Photo) -> np.ndarray:
+        """Background upscaled, faces pasted; float32 BGR in [0, 1] at the output size."""
+        opts = self.options
+        h, w = photo.pixels.shape[:2]
+        size = (w * opts.upscale, h * opts.upscale)
+        with self.timer("paste"):
+            if opts.aligned:
+                return cv2.resize(photo.restored[0], size, interpolation=cv2.INTER_AREA
+                                  if size[0] < FACE_SIZE else cv2.INTER_CUBIC).clip(0, 1)
+            flag = BG_UPSAMPLERS[opts.bg_upsampler]
+            canvas = photo.pixels.copy() if flag is None or opts.upscale == 1 else \
+                cv2.resize(photo.pixels, size, interpolation=flag).clip(0, 1)
+            for face, mask, affine in zip(photo.restored, self._masks(photo.restored), photo.affines):
+                paste_face(canvas, face, mask, inverse_affine(affine, opts.upscale))
+            return canvas.clip(0, 1)
+
+    def _encode(self, photo: _Photo, bgr: np.ndarray) -> np.ndarray:
+        """float32 BGR → the input's mode: gray stays gray, alpha kept (upscaled), 16 bits kept."""
+        image, opts = photo.image, self.options
+        out = bgr
+        if image.gray:
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            out = gray if photo.single_channel and image.alpha is None else cv2.merge([gray] * 3)
+        out = self._to_dtype(photo, out)
+        if image.alpha is not None and photo.output.suffix.lower() not in (".jpg", ".jpeg", ".bmp"):
+            alpha = cv2.resize(image.alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR) \
+                if opts.upscale != 1 else image.alpha
+            out = np.dstack([out, alpha])
+        return out
+
+    def _notes(self, photo: _Photo) -> str:
+        ext = photo.output.suffix.lower()
+        notes = []
+        if photo.image.bit_depth == 16 and ext in (".jpg", ".jpeg", ".webp", ".bmp"):
+            notes.append(f"16-bit input written as 8-bit ({ext[1:]} holds 8 bits)")
+        if photo.image.alpha is not None and ext in (".jpg", ".jpeg", ".bmp"):
+            notes.append(f"alpha channel dropped ({ext[1:]} has none)")
+        return "; ".join(notes)
+
+    def _finish(self, photo: _Photo, out_dir: Path, root: Path) -> ImageResult:
+        opts = self.options
+        faces = 0 if opts.aligned else len(photo.crops)
+        if faces == 0 and not opts.aligned and opts.faces_only:
+            return ImageResult(str(photo.source), "no-face", None, 0, "no face found; not written (--faces-only)")
+        composed = self._compose(photo)
+        with self.timer("write"):
+            write_image(photo.output, self._encode(photo, composed), overwrite=opts.overwrite)
+            if opts.save_faces:
+                for i, (crop, face) in enumerate(zip(photo.crops, photo.restored)):
+                    for folder, img in (("cropped_faces", crop), ("restored_faces", face)):
+                        path = self.output_path(photo.source, root, out_dir, folder)
+                        path = path.with_name(f"{path.stem}_{i:02d}.png")
+                        write_image(path, self._to_dtype(photo, img), overwrite=opts.overwrite)
+            if opts.save_comparison:
+                h, w = composed.shape[:2]
+                before = cv2.resize(photo.pixels, (w, h), interpolation=cv2.INTER_NEAREST)
+                write_image(self.output_path(photo.source, root, out_dir, "cmp"),
+                            self._to_dtype(photo, np.hstack([before, composed])), overwrite=opts.overwrite)
+        if opts.aligned:
+            return ImageResult(str(photo.source), "restored", str(photo.output), 1, self._notes(photo))
+        if faces == 0:
+            message = "; ".join(filter(None, ["no face found; background upscaled only", self._notes(photo)]))
+            return ImageResult(str(photo.source), "no-face", str(photo.output), 0, message)
+        return ImageResult(str(photo.source), "restored", str(photo.output), faces, self._notes(photo))
+
+    @staticmethod
+    def _to_dtype(photo: _Photo, bgr: np.ndarray) -> np.ndarray:
+        """float32 [0, 1] → the input's sample type, colour as is (face crops, comparisons)."""
+        maxval = 65535 if photo.image.bit_depth == 16 else 255
+        return np.rint(bgr * maxval).astype(photo.image.bgr.dtype)
+
+    # -- the batch loop -------------------------------------------------------------------------
+    def _run_network(self, queue: deque) -> None:
+        """Restore the next batch of queued faces; on a network error (e.g. out of memory) the
+        photos those faces belong to fail and their other faces leave the queue."""
+        jobs = [queue.popleft() for _ in range(min(self.restorer.batch_size, len(queue)))]
+        try:
+            with self.timer("network"):
+                outs = self.restorer([photo.crops[i] for photo, i in jobs])
+        except (RuntimeError, ValueError) as exc:
+            failed = {id(photo): photo for photo, _ in jobs}
+            for photo in failed.values():
+                photo.error = f"network failed: {str(exc).splitlines()[0]}"
+            for job in [j for j in queue if id(j[0]) in failed]:
+                queue.remove(job)
+            return
+        for (photo, _), out in zip(jobs, outs):
+            photo.restored.append(out)
+
+    def run(self, files: list[Path], root: Path, out_dir: Path,
+            on_result: Callable[[ImageResult], None] | None = None) -> Summary:
+        """Restore ``files`` (under ``root``) into ``out_dir/restored_imgs``; never stops on a bad
+        file: each gets an :class:`ImageResult`. ``on_result`` is called as each photo finishes."""
+        opts = self.options
+        summary = Summary(timer=self.timer)
+        start = time.perf_counter()
+        pending: deque[_Photo] = deque()
+        queue: deque = deque()  # (photo, face index) waiting for the network
+
+        def record(result: ImageResult) -> None:
+            summary.results.append(result)
+            if on_result:
+                on_result(result)
+
+        def drain(flush: bool) -> None:
+            while len(queue) >= self.restorer.batch_size or (flush and queue):
+                self._run_network(queue)
+            while pending and pending[0].ready:
+                photo = pending.popleft()
+                if photo.error:
+                    record(ImageResult(str(photo.source), "failed", None, 0, photo.error))
+                    continue
+                try:
+                    record(self._finish(photo, out_dir, root))
+                except (OSError, ValueError, cv2.error) as exc:
+                    record(ImageResult(str(photo.source), "failed", None, 0, str(exc).splitlines()[0]))
+
+        for source in files:
+            output = self.output_path(source, root, out_dir)
+            if output.exists() and not opts.overwrite:
+                if opts.skip_existing:
+                    record(ImageResult(str(source), "skipped", str(output), 0, "output exists (--skip-existing)"))
+                else:
+                    record(ImageResult(str(source), "failed", str(output), 0,
+                                       f"{output} exists (use --overwrite to replace it or --skip-existing)"))
+                continue
+            try:
+                photo = self._prepare(source, output)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+                record(ImageResult(str(source), "failed", None, 0, str(exc).splitlines()[0] or type(exc).__name__))
+                continue
+            pending.append(photo)
+            queue.extend((photo, i) for i in range(len(photo.crops)))
+            drain(flush=False)
+        drain(flush=True)
+        summary.seconds = time.perf_counter() - start
+        return summary

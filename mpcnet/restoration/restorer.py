@@ -1,0 +1,79 @@
+"""The face network at inference: aligned 512² crops in, restored crops out, in batches, under
+``torch.inference_mode`` with channels-last memory and optional bf16 autocast."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from mpcnet.checkpoint import build_network, load_checkpoint
+from mpcnet.restoration.align import FACE_SIZE
+from mpcnet.weights import WeightsError, load_registry, resolve_any
+
+# The project's own small checkpoint (trained in issue 8), used when no --weights is given.
+DEFAULT_WEIGHTS = "mpcnet-tiny"
+
+
+def resolve_weights(weights: str | None) -> Path:
+    """The checkpoint file for ``--weights`` (a path or registry name; None: the bundled default)."""
+    if weights is not None:
+        return resolve_any(weights)
+    if DEFAULT_WEIGHTS not in load_registry():
+        raise WeightsError(f"no --weights given and the bundled model '{DEFAULT_WEIGHTS}' is not available "
+                           "yet; pass --weights with an MPCNet checkpoint (.pth) from 'mpcnet train' or a "
+                           "registry name from 'mpcnet weights list'")
+    return resolve_any(DEFAULT_WEIGHTS)
+
+
+class FaceRestorer:
+    """Runs a restoration network mapping (B,3,S,S) RGB in [-1, 1] to the same, on 512² BGR crops
+    (resized to the network's size S and back)."""
+
+    def __init__(self, net: torch.nn.Module, size: int = FACE_SIZE, device: str = "cpu",
+                 amp: bool = False, batch_size: int = 8, name: str = "network"):
+        self.device = torch.device(device)
+        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+        self.size, self.amp, self.batch_size, self.name = size, amp, batch_size, name
+
+    @classmethod
+    def from_weights(cls, weights: str | None = None, device: str = "cpu", amp: bool = False,
+                     batch_size: int = 8) -> FaceRestorer:
+        """Build the network recorded in a checkpoint (see :func:`resolve_weights`)."""
+        path = resolve_weights(weights)
+        ckpt = load_checkpoint(path)
+        net = build_network(ckpt)
+        size = int(ckpt["arch"].get("out_size", FACE_SIZE))
+        return cls(net, size, device, amp, batch_size, name=str(weights or DEFAULT_WEIGHTS))
+
+    def _autocast(self):
+        if not self.amp:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def run_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward pass on a (B,3,S,S) batch in [-1, 1]; returns float32 in [-1, 1]."""
+        x = x.to(self.device, memory_format=torch.channels_last)
+        with torch.inference_mode():
+            with self._autocast():
+                out = self.net(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out  # GFPGAN-style (image, extras)
+            return out.float().clamp(-1, 1)
+
+    def __call__(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Restore float32 BGR [0, 1] crops (any equal size), returned at their own size."""
+        restored = []
+        for start in range(0, len(crops), self.batch_size):
+            chunk = crops[start:start + self.batch_size]
+            side = chunk[0].shape[0]
+            inputs = [c if side == self.size else cv2.resize(c, (self.size, self.size), interpolation=cv2.INTER_AREA)
+                      for c in chunk]
+            x = torch.from_numpy(np.stack(inputs)[..., ::-1].copy()).permute(0, 3, 1, 2) * 2 - 1
+            out = ((self.run_tensor(x) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
+            for face in out:
+                face = np.ascontiguousarray(face)
+                restored.append(face if side == self.size else
+                                cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).clip(0, 1))
+        return restored

@@ -1,0 +1,107 @@
+"""CelebAMask-HQ for pretraining the parsing prior (stage 1): 19-class label maps + eq. 1 LQ input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from basicsr.utils import img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+import torch
+
+from mpcnet.data.degradations import PAPER_RANGES, degrade
+from mpcnet.data.face_degraded_dataset import sample_rng
+
+# CelebAMask-HQ's label order (its g_mask.py): background is 0, part k of this list is k + 1;
+# later parts are painted over earlier ones, as in the dataset's own recipe.
+CELEBAMASK_PARTS = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
+                    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
+NUM_PARSE_CLASSES = len(CELEBAMASK_PARTS) + 1
+# label permutation of a horizontal flip: left and right parts swap
+FLIP_LABELS = np.arange(NUM_PARSE_CLASSES, dtype=np.uint8)
+for _l, _r in (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear")):
+    _a, _b = CELEBAMASK_PARTS.index(_l) + 1, CELEBAMASK_PARTS.index(_r) + 1
+    FLIP_LABELS[_a], FLIP_LABELS[_b] = _b, _a
+
+
+def anno_dir(root: Path, index: int) -> Path:
+    """``CelebAMask-HQ-mask-anno/<index // 2000>``: where image ``index``'s part masks live."""
+    return Path(root) / "CelebAMask-HQ-mask-anno" / str(index // 2000)
+
+
+def assemble_label_map(root: str | Path, index: int, size: int = 512) -> np.ndarray:
+    """uint8 size×size map of the 19 classes from the per-part PNGs ``{index:05d}_{part}.png``."""
+    label = np.zeros((size, size), np.uint8)
+    folder = anno_dir(Path(root), index)
+    for k, part in enumerate(CELEBAMASK_PARTS, start=1):
+        path = folder / f"{index:05d}_{part}.png"
+        if path.is_file():
+            mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if mask is None:
+                raise ValueError(f"{path} is not a readable mask PNG")
+            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+            label[mask > 127] = k
+    return label
+
+
+def image_indices(root: str | Path) -> list[int]:
+    """Indices of ``CelebA-HQ-img/<index>.jpg`` present under ``root``, sorted."""
+    return sorted(int(p.stem) for p in (Path(root) / "CelebA-HQ-img").glob("*.jpg") if p.stem.isdigit())
+
+
+@DATASET_REGISTRY.register()
+class CelebAMaskHQParsingDataset(data.Dataset):
+    """Items ``{'lq', 'gt', 'label', 'index'}``: ``lq``/``gt`` RGB in [-1, 1], ``label`` int64 H×W.
+
+    Options: ``dataroot`` (CelebAMask-HQ root with ``CelebA-HQ-img`` and ``CelebAMask-HQ-mask-anno``),
+    ``label_cache`` (optional folder of ``<index>.png`` label maps written by
+    ``scripts/cache_celebamask_labels.py``; assembled from the part masks when absent),
+    ``meta_info_file`` (optional list of indices, e.g. the 24,000 training images), ``gt_size``,
+    ``use_hflip`` (left/right labels swap), ``degradation`` (eq. 1 range overrides), ``seed``.
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__()
+        self.opt = opt
+        self.root = Path(opt["dataroot"])
+        if opt.get("meta_info_file"):
+            self.indices = [int(s) for s in Path(opt["meta_info_file"]).read_text().split()]
+        else:
+            self.indices = image_indices(self.root)
+        if not self.indices:
+            raise ValueError(f"no CelebA-HQ-img/<index>.jpg under {self.root}")
+        self.cache = Path(opt["label_cache"]) if opt.get("label_cache") else None
+        self.gt_size = int(opt["gt_size"])
+        self.ranges = {**PAPER_RANGES, **(opt.get("degradation") or {})}
+        self.seed = int(opt.get("seed", 0))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def label_map(self, index: int) -> np.ndarray:
+        cached = self.cache / f"{index}.png" if self.cache else None
+        if cached is not None and cached.is_file():
+            label = cv2.imread(str(cached), cv2.IMREAD_GRAYSCALE)
+            return cv2.resize(label, (self.gt_size, self.gt_size), interpolation=cv2.INTER_NEAREST)
+        return assemble_label_map(self.root, index, self.gt_size)
+
+    def __getitem__(self, i: int) -> dict:
+        index = self.indices[i]
+        rng = sample_rng(self.seed, self.epoch, i)
+        img = cv2.imread(str(self.root / "CelebA-HQ-img" / f"{index}.jpg"), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"CelebA-HQ-img/{index}.jpg is missing or unreadable")
+        gt = cv2.resize(img, (self.gt_size, self.gt_size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        label = self.label_map(index)
+        if self.opt.get("use_hflip", True) and rng.random() < 0.5:
+            gt = np.ascontiguousarray(gt[:, ::-1])
+            label = FLIP_LABELS[label[:, ::-1]]
+        lq, _ = degrade(gt, rng, ranges=self.ranges, out_size=self.gt_size)
+        lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
+        return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "label": torch.from_numpy(label.astype(np.int64)),
+                "index": index}

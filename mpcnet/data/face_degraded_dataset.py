@@ -1,0 +1,84 @@
+"""HQ faces (folder, list file or lmdb) with LQ synthesised on the fly by eq. 1 and random h-flip."""
+from __future__ import annotations
+
+import json
+from os import path as osp
+
+import cv2
+import numpy as np
+from basicsr.data.data_util import paths_from_folder, paths_from_lmdb
+from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from mpcnet.data.degradations import PAPER_RANGES, degrade
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one sample: fixed by (seed, epoch, index), not by worker or resume point."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def gt_paths(opt: dict) -> list[str]:
+    """``dataroot_gt`` + ``meta_info_file`` (one relative path a line), or every image in the folder/lmdb."""
+    root = opt["dataroot_gt"]
+    if opt["io_backend"]["type"] == "lmdb":
+        return paths_from_lmdb(root)
+    if opt.get("meta_info_file"):
+        with open(opt["meta_info_file"]) as fin:
+            return [osp.join(root, line.strip()) for line in fin if line.strip()]
+    return sorted(paths_from_folder(root))
+
+
+def read_resized(file_client: FileClient, path: str, size: int) -> np.ndarray:
+    """float32 BGR [0, 1] image resized (area) to size×size."""
+    raw = file_client.get(path, "default") if file_client.backend == "lmdb" else file_client.get(path)
+    img = imfrombytes(raw, float32=True)
+    if img.shape[:2] != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img
+
+
+@DATASET_REGISTRY.register()
+class FaceDegradedDataset(data.Dataset):
+    """FFHQ-style training set: each item is ``{'lq', 'gt', 'gt_path', 'degradation'}``.
+
+    Options: ``dataroot_gt``, ``io_backend`` (disk | lmdb), ``meta_info_file`` (optional list),
+    ``gt_size``, ``use_hflip``, ``degradation`` (overrides of eq. 1's ranges, default the paper's),
+    ``seed``. Tensors are RGB normalised to [-1, 1]; ``degradation`` is the JSON of the drawn params.
+    Set ``epoch`` (``set_epoch``) so every epoch draws new degradations yet stays reproducible.
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__()
+        self.opt = opt
+        self.io_backend_opt = dict(opt["io_backend"])
+        if self.io_backend_opt["type"] == "lmdb":
+            self.io_backend_opt["db_paths"] = [opt["dataroot_gt"]]
+        self.paths = gt_paths(opt)
+        if not self.paths:
+            raise ValueError(f"no images found for dataroot_gt {opt['dataroot_gt']}")
+        self.gt_size = int(opt["gt_size"])
+        self.ranges = {**PAPER_RANGES, **(opt.get("degradation") or {})}
+        self.seed = int(opt.get("seed", 0))
+        self.epoch = 0
+        self.file_client = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        if self.file_client is None:
+            opt = dict(self.io_backend_opt)
+            self.file_client = FileClient(opt.pop("type"), **opt)
+        rng = sample_rng(self.seed, self.epoch, index)
+        gt = read_resized(self.file_client, self.paths[index], self.gt_size)
+        if self.opt.get("use_hflip", True) and rng.random() < 0.5:
+            gt = np.ascontiguousarray(gt[:, ::-1])
+        lq, params = degrade(gt, rng, ranges=self.ranges, out_size=self.gt_size)
+        lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
+        return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "gt_path": self.paths[index],
+                "degradation": json.dumps(params.to_dict())}

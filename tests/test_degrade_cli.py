@@ -133,3 +133,13 @@ def test_sample_picks_a_seeded_subset(hq_faces, tmp_path):
     _, c = plan(src, sample=5, seed=2)
     assert [j.rel for j in a] == [j.rel for j in b] == sorted(j.rel for j in a)
     assert [j.rel for j in a] != [j.rel for j in c]
+
+
+def test_benchmark_degrade_reports_both_pipelines(hq_dir):
+    res = CliRunner().invoke(app, ["benchmark", "degrade", "--images", str(hq_dir / "sub"), "--size", "64",
+                                   "--n", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["size"] == 64 and out["threads"] == 1
+    assert out["mpcnet"]["images_per_s"] > 0 and out["basicsr_gfpgan"]["images_per_s"] > 0
+    assert out["ratio"] == pytest.approx(out["mpcnet"]["images_per_s"] / out["basicsr_gfpgan"]["images_per_s"], rel=0.01)

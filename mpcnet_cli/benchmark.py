@@ -1,18 +1,117 @@
 """`mpcnet benchmark`: timings, always as ratios against a peer measured in the same run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+import yaml
 
 from mpcnet_cli import benchmark_degrade
-from mpcnet_cli.common import not_yet
+from mpcnet_cli.common import console, emit_json, fail
 
 app = typer.Typer(help="Time the network, the restore pipeline and the degradation pipeline; "
                        "figures are reported as ratios against a peer measured in the same run.",
                   no_args_is_help=True)
 
 
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"{option} takes comma-separated integers, got '{text}'")
+    if not values or min(values) < 1:
+        fail(f"{option} needs positive integers, got '{text}'")
+    return values
+
+
+def _arch_options(pairs: list[str]) -> tuple:
+    out = []
+    for pair in pairs:
+        if "=" not in pair:
+            fail(f"--arch takes KEY=VALUE, got '{pair}'")
+        key, value = pair.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(value)))
+    return tuple(out)
+
+
+def _write_md(path: Optional[Path], text: str) -> None:
+    if path is not None:
+        from mpcnet.utils.files import write_bytes_atomic
+        write_bytes_atomic(path, text.encode())
+        console.print(f"wrote {path}")
+
+
 @app.command()
-def net() -> None:
-    """Network throughput and latency against GFPGANv1Clean. Not implemented yet (issue 7)."""
-    not_yet("benchmark net", 7)
+def net(
+    size: int = typer.Option(512, "--size", help="Input/output side in pixels (a power of two)."),
+    batch_sizes: str = typer.Option("1", "--batch-sizes", help="Comma-separated batch sizes."),
+    dtype: str = typer.Option("fp32", "--dtype", help="Comma-separated precisions: fp32, bf16, fp16 "
+                              "(autocast; fp16 on CUDA only)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile both networks (compile time shows "
+                                 "in the first-call column)."),
+    narrow: float = typer.Option(1.0, "--narrow", help="Channel width factor (both networks)."),
+    channel_multiplier: int = typer.Option(2, "--channel-multiplier", help="StyleGAN2 channel multiplier "
+                                           "(both networks)."),
+    num_style_feat: int = typer.Option(512, "--num-style-feat", help="Style/latent width (both networks)."),
+    arch: List[str] = typer.Option([], "--arch", help="Extra MPCNet constructor option KEY=VALUE "
+                                   "(repeatable), e.g. --arch parse_max_ch=32."),
+    against: Optional[str] = typer.Option(None, "--against", help="Also time this peer in the same run: "
+                                          "gfpgan (GFPGANv1Clean, random weights)."),
+    iters: int = typer.Option(10, "--iters", help="Timed iterations per network."),
+    warmup: int = typer.Option(2, "--warmup", help="Untimed warm-up iterations per network."),
+    memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak memory (on CPU: one fresh "
+                                "process per network)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
+) -> None:
+    """Network throughput, latency (p50/p95) and peak memory, interleaved with a peer; prints ours ÷ peer."""
+    from mpcnet.bench.network import BenchError, NetConfig, markdown, run_network_benchmark
+
+    cfg = NetConfig(size=size, narrow=narrow, channel_multiplier=channel_multiplier,
+                    num_style_feat=num_style_feat, mpcnet_kwargs=_arch_options(arch))
+    models = ["mpcnet"] + ([against] if against else [])
+    try:
+        with console.status("timing…"):
+            result = run_network_benchmark(models, cfg, _ints(batch_sizes, "--batch-sizes"),
+                                           [d.strip() for d in dtype.split(",") if d.strip()], device=device,
+                                           channels_last=channels_last, compile=compile, iters=iters,
+                                           warmup=warmup, memory=memory)
+    except (BenchError, ValueError, TypeError) as exc:
+        fail(str(exc).splitlines()[0])
+    text = markdown(result)
+    console.print(text)
+    _write_md(md, text)
+    if as_json:
+        emit_json(result)
+
+
+@app.command()
+def restore(
+    source: Path = typer.Argument(..., help="Folder (or file) of photos to restore."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Registry name or checkpoint path "
+                                          "[default: restore's default]."),
+    aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned 512 faces (no detection/paste)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Faces per network call."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
+) -> None:
+    """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, paste, write)."""
+    from mpcnet.bench.pipeline import BenchError, markdown, run_restore_benchmark
+
+    try:
+        with console.status("restoring…"):
+            result = run_restore_benchmark(source, weights, aligned=aligned, device=device, batch_size=batch_size)
+    except BenchError as exc:
+        fail(str(exc))
+    text = markdown(result)
+    console.print(text)
+    _write_md(md, text)
+    if as_json:
+        emit_json(result)
 
 
 app.command("degrade")(benchmark_degrade.degrade)

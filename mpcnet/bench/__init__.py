@@ -1,0 +1,1 @@
+"""Benchmarks: the face network against GFPGANv1Clean, the restore pipeline, the degradation pipeline."""

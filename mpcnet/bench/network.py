@@ -1,0 +1,281 @@
+"""Network throughput, latency and peak memory of MPCNet against GFPGANv1Clean, measured in one run.
+
+Both networks get random weights and the same input size, width (``narrow``) and channel
+multiplier. After warm-up, timed calls alternate between the networks (ours, peer, peer, ours, …)
+so that drifts in machine load hit both alike. Peak memory: on CUDA ``max_memory_allocated`` during
+one forward minus what was allocated before it; on CPU the peak resident set (Linux VmHWM, reset
+before the call) during one forward minus the resident set before it, measured in a fresh process
+per network (the allocator's cache would hide it in a shared one).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PEERS = ("gfpgan",)
+
+
+class BenchError(Exception):
+    """A benchmark that cannot run; the message says why."""
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    size: int = 512
+    narrow: float = 1.0
+    channel_multiplier: int = 2
+    num_style_feat: int = 512
+    mpcnet_kwargs: tuple = ()  # extra MPCNet constructor options as (key, value) pairs
+
+
+def build(model: str, cfg: NetConfig) -> torch.nn.Module:
+    """``mpcnet`` (MPCNet from the registry) or ``gfpgan`` (GFPGANv1Clean, imported lazily), random weights."""
+    if model == "mpcnet":
+        from basicsr.utils.registry import ARCH_REGISTRY
+
+        import mpcnet.archs  # noqa: F401 - fills ARCH_REGISTRY
+        return ARCH_REGISTRY.get("MPCNet")(out_size=cfg.size, num_style_feat=cfg.num_style_feat,
+                                           channel_multiplier=cfg.channel_multiplier, narrow=cfg.narrow,
+                                           **dict(cfg.mpcnet_kwargs))
+    if model == "gfpgan":
+        try:
+            from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        except ImportError as exc:
+            raise BenchError("--against gfpgan needs the gfpgan package (a test-only dependency: "
+                             "pip install -r requirements-test.txt)") from exc
+        # GFPGAN v1.3/1.4's inference configuration, at our size and width
+        return GFPGANv1Clean(out_size=cfg.size, num_style_feat=cfg.num_style_feat,
+                             channel_multiplier=cfg.channel_multiplier, decoder_load_path=None, fix_decoder=False,
+                             num_mlp=8, input_is_latent=True, different_w=True, narrow=cfg.narrow, sft_half=True)
+    raise BenchError(f"unknown network '{model}'; peers: {', '.join(PEERS)}")
+
+
+def _forward(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = net(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _autocast(device: str, dtype: str):
+    if dtype == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=DTYPES[dtype])
+
+
+def skip_reason(device: str, dtype: str) -> str | None:
+    """Why a precision cannot be measured on a device, or None."""
+    if dtype not in DTYPES:
+        return f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}"
+    if dtype == "fp16" and not device.startswith("cuda"):
+        return "fp16 autocast is measured on CUDA only (CPU kernels for fp16 are slow emulations)"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "CUDA is not available on this machine"
+    if dtype == "bf16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        return "this GPU does not support bf16"
+    return None
+
+
+@dataclass
+class Timing:
+    model: str
+    batch: int
+    dtype: str
+    latency_ms_p50: float
+    latency_ms_p95: float
+    latency_ms_mean: float
+    throughput_img_s: float
+    first_call_ms: float
+    params_m: float
+    peak_mem_mb: float | None
+    iters: int
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _cpu_peak_rss_mb(model: str, cfg: NetConfig, batch: int, dtype: str, channels_last: bool) -> float:
+    """Run in a fresh process: peak RSS during one forward minus RSS before it, in MiB.
+
+    The peak is Linux's VmHWM, reset just before the forward (``/proc/self/clear_refs``), so that
+    building the network does not mask it.
+    """
+    net, x = _prepare(model, cfg, batch, "cpu", channels_last)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kib("VmRSS")
+    with torch.inference_mode(), _autocast("cpu", dtype):
+        _forward(net, x)
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def place(net: torch.nn.Module, device: str, channels_last: bool) -> torch.nn.Module:
+    """``net`` in eval mode on ``device``; with ``channels_last``, every 4-D weight (convolutions) in NHWC.
+
+    ``Module.to(memory_format=...)`` cannot be used: StyleGAN2's modulated-conv weights are 5-D.
+    """
+    net = net.eval().to(device)
+    if channels_last:
+        for p in net.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return net
+
+
+def _input(cfg: NetConfig, batch: int, device: str, channels_last: bool) -> torch.Tensor:
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, cfg.size, cfg.size, device=device).mul(2).sub(1)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _prepare(model: str, cfg: NetConfig, batch: int, device: str, channels_last: bool):
+    torch.manual_seed(0)
+    return place(build(model, cfg), device, channels_last), _input(cfg, batch, device, channels_last)
+
+
+def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[int], dtypes: list[str],
+                          device: str = "cpu", channels_last: bool = False, compile: bool = False,
+                          iters: int = 10, warmup: int = 2, memory: bool = True) -> dict:
+    """Timings of every model × batch size × dtype, interleaved, plus ratios ours/peer."""
+    if iters < 1 or warmup < 0:
+        raise BenchError("--iters must be ≥ 1 and --warmup ≥ 0")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError("--device cuda asked for, but CUDA is not available on this machine")
+    torch.set_grad_enabled(False)
+    built = {m: build(m, cfg) for m in models}  # fail early (e.g. gfpgan missing) before timing anything
+    nets = {}
+    for m, net in built.items():
+        net = place(net, device, channels_last)
+        nets[m] = (torch.compile(net) if compile else net,
+                   sum(p.numel() for p in net.parameters()) / 1e6)
+    timings, skipped = [], []
+    for dtype in dtypes:
+        reason = skip_reason(device, dtype)
+        if reason:
+            skipped.append({"dtype": dtype, "reason": reason})
+            continue
+        for batch in batch_sizes:
+            x = _input(cfg, batch, device, channels_last)
+            timings += _time_interleaved(nets, x, dtype, device, iters, warmup)
+            if memory:
+                _attach_memory(timings[-len(nets):], cfg, batch, dtype, device, channels_last, nets, x)
+    return {
+        "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "config": asdict(cfg), "channels_last": channels_last, "compile": compile, "iters": iters,
+        "warmup": warmup, "memory_kind": _memory_kind(device) if memory else None,
+        "timings": [asdict(t) for t in timings], "ratios": ratios(timings), "skipped": skipped,
+    }
+
+
+def _time_interleaved(nets: dict, x: torch.Tensor, dtype: str, device: str, iters: int, warmup: int) -> list[Timing]:
+    first = {}
+    for name, (net, _) in nets.items():
+        for i in range(max(warmup, 1)):
+            _sync(device)
+            start = time.perf_counter()
+            with torch.inference_mode(), _autocast(device, dtype):
+                _forward(net, x)
+            _sync(device)
+            if i == 0:
+                first[name] = (time.perf_counter() - start) * 1e3
+    samples = {name: [] for name in nets}
+    order = list(nets)
+    for i in range(iters):
+        for name in (order if i % 2 == 0 else order[::-1]):
+            _sync(device)
+            start = time.perf_counter()
+            with torch.inference_mode(), _autocast(device, dtype):
+                _forward(nets[name][0], x)
+            _sync(device)
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    out = []
+    for name, ms in samples.items():
+        ms_arr = np.array(ms)
+        out.append(Timing(name, x.shape[0], dtype, float(np.percentile(ms_arr, 50)), float(np.percentile(ms_arr, 95)),
+                          float(ms_arr.mean()), float(x.shape[0] * 1e3 / ms_arr.mean()), first[name],
+                          round(nets[name][1], 3), None, iters))
+    return out
+
+
+def _memory_kind(device: str) -> str:
+    if device.startswith("cuda"):
+        return "cuda: torch.cuda.max_memory_allocated during one forward minus memory allocated before it"
+    return ("cpu: peak RSS (VmHWM, reset before the call) during one forward minus RSS before it, "
+            "in a fresh process per network")
+
+
+def _attach_memory(rows: list[Timing], cfg: NetConfig, batch: int, dtype: str, device: str,
+                   channels_last: bool, nets: dict, x: torch.Tensor) -> None:
+    for row in rows:
+        if device.startswith("cuda"):
+            _sync(device)
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            with torch.inference_mode(), _autocast(device, dtype):
+                _forward(nets[row.model][0], x)
+            _sync(device)
+            row.peak_mem_mb = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
+        else:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                mb = pool.apply(_cpu_peak_rss_mb, (row.model, cfg, batch, dtype, channels_last))
+            row.peak_mem_mb = round(mb, 1)
+
+
+def ratios(timings: list[Timing], ours: str = "mpcnet") -> list[dict]:
+    """ours ÷ peer for p50 latency, throughput and peak memory, per batch size and dtype."""
+    out = []
+    index = {(t.model, t.batch, t.dtype): t for t in timings}
+    for t in timings:
+        if t.model == ours:
+            continue
+        mine = index.get((ours, t.batch, t.dtype))
+        if mine is None:
+            continue
+        out.append({
+            "ours": ours, "peer": t.model, "batch": t.batch, "dtype": t.dtype,
+            "latency_p50": round(mine.latency_ms_p50 / t.latency_ms_p50, 3),
+            "throughput": round(mine.throughput_img_s / t.throughput_img_s, 3),
+            "peak_mem": (round(mine.peak_mem_mb / t.peak_mem_mb, 3)
+                         if mine.peak_mem_mb and t.peak_mem_mb else None),
+            "params": round(mine.params_m / t.params_m, 3),
+        })
+    return out
+
+
+def markdown(result: dict) -> str:
+    """A Markdown table of the timings and the ratios."""
+    cfg = result["config"]
+    lines = [f"Device {result['device']} ({result['threads']} threads), torch {result['torch']}, size {cfg['size']}, "
+             f"narrow {cfg['narrow']}, channel multiplier {cfg['channel_multiplier']}, channels_last "
+             f"{result['channels_last']}, compile {result['compile']}, {result['iters']} timed iterations after "
+             f"{result['warmup']} warm-up.", "",
+             "| network | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | peak MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for t in result["timings"]:
+        mem = "—" if t["peak_mem_mb"] is None else f"{t['peak_mem_mb']:.1f}"
+        lines.append(f"| {t['model']} | {t['batch']} | {t['dtype']} | {t['latency_ms_p50']:.1f} | "
+                     f"{t['latency_ms_p95']:.1f} | {t['throughput_img_s']:.2f} | {t['first_call_ms']:.1f} | "
+                     f"{t['params_m']:.2f} | {mem} |")
+    if result["ratios"]:
+        lines += ["", "| ours ÷ peer | batch | dtype | latency p50 | throughput | peak memory | params |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in result["ratios"]:
+            mem = "—" if r["peak_mem"] is None else f"{r['peak_mem']:.3f}"
+            lines.append(f"| {r['ours']} ÷ {r['peer']} | {r['batch']} | {r['dtype']} | {r['latency_p50']:.3f} | "
+                         f"{r['throughput']:.3f} | {mem} | {r['params']:.3f} |")
+    if result["memory_kind"]:
+        lines += ["", f"Peak memory: {result['memory_kind']}."]
+    for s in result["skipped"]:
+        lines.append(f"\nSkipped {s['dtype']}: {s['reason']}.")
+    return "\n".join(lines) + "\n"

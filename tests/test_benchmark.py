@@ -1,0 +1,83 @@
+"""`mpcnet benchmark net` / `restore` on tiny configurations: valid JSON, interleaved peer, ratios, stage times."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mpcnet.bench.network import BenchError, NetConfig, build, skip_reason
+from mpcnet.checkpoint import save_checkpoint
+from mpcnet_cli.main import app
+
+TINY = ["--size", "64", "--narrow", "0.125", "--channel-multiplier", "1", "--num-style-feat", "64",
+        "--arch", "parse_base_ch=16", "--arch", "parse_max_ch=32", "--iters", "2", "--warmup", "1"]
+TINY_KW = (("parse_base_ch", 16), ("parse_max_ch", 32))
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["benchmark", *map(str, args)])
+
+
+def test_net_against_gfpgan_emits_json_with_ratios_and_memory(tmp_path):
+    md = tmp_path / "bench.md"
+    out = invoke("net", *TINY, "--dtype", "fp32,fp16", "--against", "gfpgan", "--json", "--md", md)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert {"device", "config", "timings", "ratios", "skipped", "memory_kind"} <= set(data)
+    assert [(t["model"], t["batch"]) for t in data["timings"]] == [("mpcnet", 1), ("gfpgan", 1)]
+    for t in data["timings"]:
+        assert t["dtype"] == "fp32" and t["iters"] == 2
+        assert 0 < t["latency_ms_p50"] <= t["latency_ms_p95"]
+        assert t["throughput_img_s"] == pytest.approx(t["batch"] * 1e3 / t["latency_ms_mean"])
+        assert t["peak_mem_mb"] > 0 and t["params_m"] > 0
+    ratio = data["ratios"][0]
+    mine = next(t for t in data["timings"] if t["model"] == "mpcnet" and t["batch"] == ratio["batch"])
+    peer = next(t for t in data["timings"] if t["model"] == "gfpgan" and t["batch"] == ratio["batch"])
+    assert ratio["latency_p50"] == pytest.approx(mine["latency_ms_p50"] / peer["latency_ms_p50"], rel=1e-2)
+    assert data["skipped"] == [{"dtype": "fp16", "reason": skip_reason("cpu", "fp16")}]
+    text = md.read_text()
+    assert "mpcnet ÷ gfpgan" in text and "Skipped fp16" in text and "VmHWM" in text
+
+
+def test_net_bf16_channels_last_without_peer():
+    out = invoke("net", *TINY, "--dtype", "bf16", "--batch-sizes", "1,2", "--channels-last", "--no-memory",
+                 "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["channels_last"] and data["ratios"] == [] and data["memory_kind"] is None
+    assert [(t["dtype"], t["batch"], t["peak_mem_mb"]) for t in data["timings"]] == [("bf16", 1, None),
+                                                                                   ("bf16", 2, None)]
+
+
+def test_bad_options_fail_with_one_line():
+    out = invoke("net", "--batch-sizes", "0")
+    assert out.exit_code == 2 and "positive" in out.output
+    out = invoke("net", *TINY, "--against", "codeformer", "--no-memory")
+    assert out.exit_code == 2 and "unknown network 'codeformer'" in out.output
+
+
+def test_missing_gfpgan_fails_clearly(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gfpgan.archs.gfpganv1_clean_arch", None)
+    with pytest.raises(BenchError, match="gfpgan package"):
+        build("gfpgan", NetConfig(size=64))
+
+
+def test_restore_benchmark_reports_stage_times_on_aligned_faces(aligned_faces, tmp_path):
+    torch.manual_seed(0)
+    net = build("mpcnet", NetConfig(64, 0.125, 1, 64, TINY_KW))
+    ckpt = tmp_path / "tiny.pth"
+    save_checkpoint({"params": net.state_dict(), "arch": dict(net.arch_config)}, ckpt)
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for path in aligned_faces[:3]:
+        shutil.copy(path, faces / path.name)
+    out = invoke("restore", faces, "--aligned", "--weights", ckpt, "--batch-size", "2", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["files"] == data["restored"] == data["faces"] == 3
+    assert set(data["stage_seconds"]) >= {"read", "network", "write"} and data["stage_seconds"]["network"] > 0
+    assert data["detector"] is None and not any(faces.glob("**/restored_imgs"))

@@ -119,6 +119,7 @@ class EvalResult:
     unpaired: dict[str, list[str]] = field(default_factory=dict)
     fid_protocol: str | None = None
     dataset: str | None = None
+    restore: dict | None = None  # the restore run's summary when eval restored --lq itself
 
     def to_json(self) -> dict:
         def num(v):
@@ -128,8 +129,30 @@ class EvalResult:
             "lq": self.lq and str(self.lq), "images": len(self.per_image),
             "metrics": {k: num(v) for k, v in self.metrics.items()},
             "skipped": self.skipped, "fid_protocol": self.fid_protocol, "unpaired": self.unpaired,
+            "restore": self.restore,
             "per_image": {k: {m: num(v) for m, v in d.items()} for k, d in self.per_image.items()},
         }
+
+
+def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "cpu", batch_size: int = 8,
+                   overwrite: bool = False) -> tuple[Path, dict]:
+    """Restore the aligned 512 faces in ``lq`` with the restore pipeline in aligned mode (no detection, no
+    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary."""
+    from mpcnet.checkpoint import CheckpointError
+    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
+    from mpcnet.restoration.restorer import FaceRestorer
+    from mpcnet.weights import WeightsError
+
+    try:
+        restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
+    except (WeightsError, CheckpointError) as exc:
+        raise EvalError(str(exc)) from exc
+    root, files = list_images(lq)
+    options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
+    summary = RestorePipeline(restorer, None, options).run(files, root, out_dir).to_dict()
+    summary["weights"] = restorer.name
+    summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
+    return out_dir / "restored_imgs", summary
 
 
 def _network_metric(name: str, build: Callable[[], object], result: EvalResult):

@@ -1,13 +1,15 @@
 """`mpcnet eval`."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from mpcnet.evaluate import METRICS, EvalError, resolve_dataset, score, write_report, format_value
+from mpcnet.evaluate import (METRICS, EvalError, format_value, resolve_dataset, restore_folder, score,
+                             write_report)
 from mpcnet.utils.files import ImageReadError
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -52,28 +54,30 @@ def evaluate(
         for name, folder in (("--lq", lq), ("--gt", gt), ("--restored", restored), ("--fid-ref", fid_ref)):
             if folder is not None and not folder.is_dir():
                 fail(f"{name} {folder} is not a folder")
-        if restored is None:
-            if lq is None:
-                fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
-            restored = _restore(lq, weights, output, device, overwrite)
-        label = dataset or (restored.name if restored else "")
-        with console.status("scoring…") as status:
-            result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=device,
-                           progress=lambda key: status.update(f"scoring {key}"))
-        result.dataset = dataset
-        written = write_report(result, output, label, overwrite) if output else []
-    except (EvalError, ImageReadError) as exc:
-        fail(str(exc))
+        if restored is None and lq is None:
+            fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
+        with tempfile.TemporaryDirectory(prefix="mpcnet-eval-") as tmp:
+            summary = None
+            if restored is None:
+                with console.status(f"restoring {lq}…"):
+                    restored, summary = restore_folder(lq, weights, output or Path(tmp), device, overwrite=overwrite)
+                kept = f"into {restored}" if output else "(not kept: give -o to keep them)"
+                console.print(f"restored {summary['restored']} of {summary['files']} faces with {summary['weights']} "
+                              f"in {summary['seconds']:.1f} s {kept}")
+                for failure in summary["failures"]:
+                    console.print(f"[yellow]restore failed:[/] {failure['source']}: {failure['message']}")
+            with console.status("scoring…") as status:
+                result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=device,
+                               progress=lambda key: status.update(f"scoring {key}"))
+            result.dataset, result.restore = dataset, summary
+            written = write_report(result, output, dataset or restored.name, overwrite) if output else []
+    except (EvalError, ImageReadError, OSError) as exc:
+        fail(str(exc).splitlines()[0])
     _print_table(result)
     for path in written:
         console.print(f"wrote {path}")
     if as_json:
         emit_json(result.to_json())
-
-
-def _restore(lq: Path, weights: Optional[str], output: Optional[Path], device: str, overwrite: bool) -> Path:
-    fail("restoring --lq inside eval needs the restore pipeline, which has not landed yet; restore the "
-         "folder with 'mpcnet restore' and give --restored DIR")
 
 
 def _print_table(result) -> None:

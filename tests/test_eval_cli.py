@@ -102,3 +102,29 @@ def test_fid_through_the_driver_names_its_protocol_and_uses_the_cache(folders):
     assert worse.metrics["fid"] > 1e-6 and same.metrics["fid"] < 1e-3 * worse.metrics["fid"]
     assert "computed" in same.fid_protocol and "from cache" in worse.fid_protocol
     assert "ground-truth set" in worse.fid_protocol and "6 images" in worse.fid_protocol
+
+
+def test_eval_restores_the_lq_folder_with_the_chosen_weights(aligned_faces, tmp_path):
+    from mpcnet.bench.network import NetConfig, build
+    from mpcnet.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    net = build("mpcnet", NetConfig(64, 0.125, 1, 64, (("parse_base_ch", 16), ("parse_max_ch", 32))))
+    ckpt = tmp_path / "tiny.pth"
+    save_checkpoint({"params": net.state_dict(), "arch": dict(net.arch_config)}, ckpt)
+    gt, lq = tmp_path / "gt", tmp_path / "lq"
+    gt.mkdir(), lq.mkdir()
+    for path in aligned_faces[:3]:
+        shutil.copy(path, gt / path.name)
+        cv2.imwrite(str(lq / f"{path.stem}.jpg"), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 2.0))
+    out = run("--lq", lq, "--gt", gt, "--weights", ckpt, "--metrics", "psnr,ssim", "-o", tmp_path / "rep", "--json")
+    assert out.returncode == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["restore"]["restored"] == 3 and data["restore"]["failures"] == []
+    assert data["images"] == 3 and not data["unpaired"]
+    restored = sorted((tmp_path / "rep" / "restored_imgs").glob("*.png"))
+    assert [p.stem for p in restored] == [p.stem for p in aligned_faces[:3]]
+    assert cv2.imread(str(restored[0])).shape == (512, 512, 3)
+    assert 0 < data["metrics"]["psnr"] < 60
+    bad = run("--lq", lq, "--weights", tmp_path / "missing.pth")
+    assert bad.returncode == 2 and "missing.pth" in bad.output

@@ -1,10 +1,121 @@
 """`mpcnet restore`."""
-from mpcnet_cli.common import not_yet
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mpcnet.checkpoint import CheckpointError
+from mpcnet.restoration.detectors import DETECTORS, default_detector, make_detector
+from mpcnet.restoration.paste import load_parsenet
+from mpcnet.restoration.pipeline import BG_UPSAMPLERS, RestoreOptions, RestorePipeline
+from mpcnet.restoration.restorer import DEFAULT_WEIGHTS, FaceRestorer
+from mpcnet.utils.files import DEFAULT_MAX_PIXELS, UnsafeOutputError, check_output_location, list_images
+from mpcnet.weights import WeightsError
+from mpcnet_cli.common import console, emit_json, fail
+
+STYLE = {"restored": "green", "no-face": "yellow", "skipped": "dim", "failed": "red"}
 
 
-def restore() -> None:
-    """Restore faces in photos: detect, align, restore, paste back.
+def _device(device: str) -> str:
+    import torch
 
-    Not implemented yet (issue 6): exits with code 3 and does nothing.
-    """
-    not_yet("restore", 6)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+    if device not in ("cpu", "cuda"):
+        fail("--device must be auto, cpu or cuda")
+    return device
+
+
+def restore(
+    inputs: str = typer.Argument(..., help="A photo, a folder (recursive, sorted) or a glob."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ keeps the input's "
+                             "relative paths); never inside the input folder."),
+    weights: Optional[str] = typer.Option(None, help=f"MPCNet checkpoint: a path or a registry name "
+                                          f"(default: the bundled '{DEFAULT_WEIGHTS}')."),
+    upscale: int = typer.Option(2, "--upscale", "-s", min=1, help="Output size = input size × N."),
+    detector: Optional[str] = typer.Option(None, help=f"Face detector: {'|'.join(DETECTORS)} (default: "
+                                           "retinaface when its verified weights are present, else mtcnn)."),
+    aligned: bool = typer.Option(False, "--aligned", help="Inputs are already FFHQ-aligned faces (no detection)."),
+    only_center_face: bool = typer.Option(False, "--only-center-face", help="Restore only the face nearest "
+                                          "the centre."),
+    bg_upsampler: str = typer.Option("lanczos", help=f"Background upscaling: {'|'.join(BG_UPSAMPLERS)} "
+                                     "(none needs --upscale 1)."),
+    ext: str = typer.Option("auto", help="Output format: auto (as the input), png or jpg."),
+    suffix: str = typer.Option("", help="Appended to output names: NAME_SUFFIX.ext."),
+    save_faces: bool = typer.Option(False, "--save-faces", help="Also write the aligned input and restored "
+                                    "faces (cropped_faces/, restored_faces/)."),
+    save_comparison: bool = typer.Option(False, "--save-comparison", help="Also write input|restored side by "
+                                         "side (cmp/)."),
+    faces_only: bool = typer.Option(False, "--faces-only", help="Do not write photos in which no face is found."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast."),
+    batch_size: int = typer.Option(8, min=1, help="Faces per network batch (faces of several photos share one)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse larger images (decompression-bomb guard)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists (resume)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary (per file and per stage) on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-file lines; failures "
+                               "are still printed."),
+) -> None:
+    """Restore the faces in photos: detect, align to the FFHQ template, restore with MPCNet in
+    batches, paste back with a soft mask over the upscaled background, write atomically.
+    Inputs are never modified. Exit code 0 when every file succeeded (a photo without a face is
+    a success, reported), 1 when any failed, 2 for a bad request."""
+    try:
+        options = RestoreOptions(upscale=upscale, aligned=aligned, only_center_face=only_center_face, ext=ext,
+                                 suffix=suffix, save_faces=save_faces, save_comparison=save_comparison,
+                                 bg_upsampler=bg_upsampler, max_pixels=max_pixels, faces_only=faces_only,
+                                 skip_existing=skip_existing, overwrite=overwrite)
+        if detector is not None and detector not in DETECTORS:
+            raise ValueError(f"unknown --detector '{detector}'; choose from {', '.join(DETECTORS)}")
+        root, files = list_images(inputs)
+        check_output_location(inputs, out)
+    except (ValueError, FileNotFoundError, UnsafeOutputError) as e:
+        fail(str(e))
+    if not files:
+        fail(f"no images found in {inputs}")
+    device = _device(device)
+    try:
+        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
+        detector = None if aligned else detector or default_detector()
+        face_detector = None if aligned else make_detector(detector, device)
+        parsenet = None if aligned else load_parsenet(device)
+    except (WeightsError, CheckpointError) as e:
+        fail(str(e))
+    mask = "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse"
+    setup = {"weights": restorer.name, "network_size": restorer.size, "device": device, "amp": amp,
+             "detector": face_detector.name if face_detector else "none (--aligned)",
+             "mask": "none (--aligned)" if aligned else mask}
+    if not quiet:
+        console.print("restore: " + ", ".join(f"{k} {v}" for k, v in setup.items()))
+    pipeline = RestorePipeline(restorer, face_detector, options, parsenet)
+    show = not quiet and console.is_terminal
+    with Progress(TextColumn("restore"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.2f} faces/s"), TimeElapsedColumn(),
+                  console=console, disable=not show, transient=True) as progress:
+        task = progress.add_task("restore", total=len(files), faces=0, rate=0.0)
+
+        def on_result(result):
+            if result.status == "failed" or (not quiet and result.message):
+                console.print(f"[{STYLE[result.status]}]{result.status}[/] {result.source}: {result.message}")
+            done = progress.tasks[0]
+            faces = done.fields["faces"] + result.faces
+            elapsed = done.elapsed or 0.0
+            progress.update(task, advance=1, faces=faces, rate=faces / elapsed if elapsed else 0.0)
+
+        summary = pipeline.run(files, root, out, on_result)
+    report = summary.to_dict()
+    if as_json:
+        emit_json({**setup, "output": str(out / "restored_imgs"), **report})
+    elif not quiet:
+        rate = f", {report['faces_per_s']:.2f} faces/s" if report["faces_per_s"] else ""
+        console.print(f"{report['restored']} restored ({report['faces']} faces), {report['no_face']} without a "
+                      f"face, {report['skipped']} skipped, {report['failed']} failed in {report['seconds']:.1f}s"
+                      f"{rate}; outputs in {out / 'restored_imgs'}")
+    if not summary.ok:
+        raise typer.Exit(1)

@@ -35,7 +35,10 @@ class FaceRestorer:
     def __init__(self, net: torch.nn.Module, size: int = FACE_SIZE, device: str = "cpu",
                  amp: bool = False, batch_size: int = 8, name: str = "network"):
         self.device = torch.device(device)
-        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+        self.net = net.eval().to(self.device)
+        for module in self.net.modules():  # channels-last for the convolutions (5-D modulated weights stay)
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
         self.size, self.amp, self.batch_size, self.name = size, amp, batch_size, name
 
     @classmethod

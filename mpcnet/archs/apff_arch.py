@@ -25,12 +25,12 @@ class AdaIN(nn.Module):
 class SFTParams(nn.Module):
     """Eq. 5: (α, β) = f(F_parse), two 1×1-conv branches as in SFT (Wang et al., 2018b)."""
 
-    def __init__(self, parse_channels: int, out_channels: int):
+    def __init__(self, parse_channels: int, hidden_channels: int, out_channels: int):
         super().__init__()
 
         def branch():
-            return nn.Sequential(nn.Conv2d(parse_channels, out_channels, 1), nn.LeakyReLU(0.1, inplace=True),
-                                 nn.Conv2d(out_channels, out_channels, 1))
+            return nn.Sequential(nn.Conv2d(parse_channels, hidden_channels, 1), nn.LeakyReLU(0.1, inplace=True),
+                                 nn.Conv2d(hidden_channels, out_channels, 1))
 
         self.alpha = branch()
         self.beta = branch()
@@ -80,7 +80,7 @@ class APFF(nn.Module):
         self.sft = self.fuse = None
         if use_parse_prior:
             if use_sft:
-                self.sft = SFTParams(parse_channels, guide_ch)
+                self.sft = SFTParams(parse_channels, c, guide_ch)
             else:
                 self.fuse = nn.Conv2d(guide_ch + parse_channels, guide_ch, 1)
 

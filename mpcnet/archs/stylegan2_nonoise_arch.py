@@ -24,7 +24,11 @@ def stylegan_channels(channel_multiplier: float = 2, narrow: float = 1.0) -> dic
 
 
 class CleanModulatedConv2d(nn.Module):
-    """StyleGAN2 modulated convolution (no bias), in the clean layout: w' = w·s, demodulated."""
+    """StyleGAN2 modulated convolution (no bias), in the clean layout: w' = w·s, demodulated.
+
+    The weight is held as (out, in, k, k) so the module takes ``channels_last``; state dicts keep
+    the clean layout's (1, out, in, k, k) shape in both directions.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, num_style_feat, demodulate=True, upsample=False,
                  eps=1e-8):
@@ -36,12 +40,19 @@ class CleanModulatedConv2d(nn.Module):
         self.modulation = nn.Linear(num_style_feat, in_channels, bias=True)
         default_init_weights(self.modulation, scale=1, bias_fill=1, a=0, mode='fan_in', nonlinearity='linear')
         self.weight = nn.Parameter(
-            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size) / math.sqrt(in_channels * kernel_size**2))
+            torch.randn(out_channels, in_channels, kernel_size, kernel_size) / math.sqrt(in_channels * kernel_size**2))
         self.padding = kernel_size // 2
+        self._register_state_dict_hook(_weight_to_clean_layout)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        weight = state_dict.get(prefix + 'weight')
+        if weight is not None and weight.ndim == 5:
+            state_dict[prefix + 'weight'] = weight[0]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
-        weight = self.weight * self.modulation(style).view(b, 1, c, 1, 1)
+        weight = self.weight.unsqueeze(0) * self.modulation(style).view(b, 1, c, 1, 1)
         if self.demodulate:
             weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps).view(b, self.out_channels, 1, 1, 1)
         if self.upsample:
@@ -51,6 +62,10 @@ class CleanModulatedConv2d(nn.Module):
         out = F.conv2d(x.reshape(1, b * c, h, w), weight.reshape(b * self.out_channels, c, *weight.shape[3:]),
                        padding=self.padding, groups=b)
         return out.reshape(b, self.out_channels, h, w)
+
+
+def _weight_to_clean_layout(module, state_dict, prefix, local_metadata):
+    state_dict[prefix + 'weight'] = state_dict[prefix + 'weight'].unsqueeze(0)
 
 
 class StyleConvNoNoise(nn.Module):

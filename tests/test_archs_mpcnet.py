@@ -1,0 +1,191 @@
+"""MPCNet as a whole: frozen priors, gradients, Table 1 ablation switches, precision/layout, checkpoints."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from mpcnet.archs.apff_arch import AdaIN
+from mpcnet.archs.mpcnet_arch import MPCNet
+from mpcnet.checkpoint import build_network, load_checkpoint, save_checkpoint
+from tests.test_archs import SMALL, face_tensor
+
+
+def called_modules(net, x) -> set[str]:
+    """Names of the sub-modules a forward pass calls."""
+    called, handles = set(), []
+    for name, module in net.named_modules():
+        handles.append(module.register_forward_hook(lambda m, i, o, name=name: called.add(name)))
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return called
+
+
+def param_shapes(net) -> dict[str, tuple]:
+    return {n: tuple(p.shape) for n, p in net.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def face64(aligned_faces):
+    return face_tensor(aligned_faces[3], 64, batch=2)
+
+
+def test_frozen_priors_get_no_gradient_and_every_trainable_part_does(aligned_faces):
+    torch.manual_seed(0)
+    net = MPCNet(out_size=128, **SMALL).train()
+    assert not net.stylegan.training and not net.parsenet.training  # frozen priors stay in eval mode
+    bn = net.parsenet.encoder[1].conv1.norm.norm
+    running = bn.running_mean.clone()
+    lq, hq = face_tensor(aligned_faces[4], 128, 2), face_tensor(aligned_faces[5], 128, 2)
+    start = time.perf_counter()
+    F.l1_loss(net(lq), hq).backward()
+    seconds = time.perf_counter() - start
+    print(f"MPCNet-128 (narrow) forward+backward, batch 2: {seconds:.2f} s")
+    assert seconds < 30  # a few seconds on an idle 2-core CPU; generous for a busy one
+    assert torch.equal(bn.running_mean, running)
+    for name, p in net.named_parameters():
+        frozen = name.startswith(("stylegan.", "parsenet."))
+        assert p.requires_grad != frozen and (p.grad is None) == frozen, name
+    for name, part in trainable_parts(net):
+        assert sum(p.grad.abs().sum() for p in part.parameters()) > 0, name
+
+
+def trainable_parts(net):
+    """Every trainable unit: encoder blocks, latent MLP, each up conv and each APFF's sub-blocks, ToRGB."""
+    parts = [("conv_first", net.conv_first), ("final_conv", net.final_conv), ("to_rgb", net.to_rgb)]
+    parts += [(f"down.{j}", m) for j, m in enumerate(net.down)] + [(f"up.{j}", m) for j, m in enumerate(net.up)]
+    parts += [("latent_mlp", net.latent_mlp)] if net.latent_mlp is not None else []
+    for j, apff in enumerate(net.apff):
+        parts += [(f"apff.{j}.{n}", m) for n, m in apff.named_children() if any(True for _ in m.parameters())]
+    return parts
+
+
+def test_unfrozen_priors_train_except_their_unused_outputs(face64):
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, freeze_gan=False, freeze_parse=False, **SMALL).train()
+    assert net.stylegan.training and net.parsenet.training
+    net(face64).abs().mean().backward()
+    unused = ("stylegan.style_mlp.", "stylegan.to_rgb", "parsenet.out_img_conv.", "parsenet.out_mask_conv.")
+    for name, p in net.named_parameters():
+        assert p.requires_grad == (not name.startswith(unused)), name
+        assert (p.grad is not None) == p.requires_grad, name
+    priors = [("stylegan.style_conv1", net.stylegan.style_conv1), ("stylegan.constant_input", net.stylegan.constant_input)]
+    priors += [(f"stylegan.style_convs.{j}", m) for j, m in enumerate(net.stylegan.style_convs)]
+    priors += [(f"parsenet.{n}", m) for n, m in net.parsenet.named_children() if n not in ("out_img_conv", "out_mask_conv")]
+    for name, part in priors + trainable_parts(net):
+        assert sum(p.grad.abs().sum() for p in part.parameters()) > 0, name
+
+
+def test_ablation_without_gan_prior(face64):
+    full, ablated = MPCNet(out_size=64, **SMALL), MPCNet(out_size=64, use_gan_prior=False, **SMALL)
+    assert ablated.stylegan is None and ablated.latent_mlp is None
+    shapes, kept = param_shapes(full), param_shapes(ablated)
+    removed = {n for n in shapes if n not in kept}
+    assert removed == {n for n in shapes if n.startswith(("stylegan.", "latent_mlp."))
+                       or any(f".{c}." in n for c in ("conv_g1", "conv_g2", "conv_s2"))}
+    # the SFT now modulates F_s1 alone (C channels instead of concat[F_g1, F_s1], 2C)
+    for n in kept:  # the last conv of each SFT branch
+        halves = ".sft." in n and n.rsplit(".", 2)[-2] == "2"
+        assert kept[n] == ((shapes[n][0] // 2, *shapes[n][1:]) if halves else shapes[n]), n
+    called = called_modules(ablated, face64)
+    assert not any(isinstance(m, AdaIN) for m in ablated.modules())
+    assert "parsenet.encoder" in called and "apff.0.sft" in called
+    assert ablated(face64).shape == face64.shape
+
+
+def test_ablation_without_adain(face64):
+    torch.manual_seed(0)
+    full = MPCNet(out_size=64, **SMALL).eval()
+    ablated = MPCNet(out_size=64, use_adain=False, **SMALL).eval()
+    assert param_shapes(full) == param_shapes(ablated)  # AdaIN has no parameters
+    ablated.load_state_dict(full.state_dict())
+    assert "apff.0.adain" in called_modules(full, face64)
+    assert not any(isinstance(m, AdaIN) for m in ablated.modules())
+    # conv_g1 sees F_GAN itself
+    seen = {}
+    ablated.apff[2].conv_g1.register_forward_hook(lambda m, i, o: seen.setdefault("x", i[0]))
+    with torch.no_grad():
+        out_ablated, out_full = ablated(face64), full(face64)
+        f_spatial, _ = ablated.encode(face64)
+        latent = ablated.latent_mlp(f_spatial.mean(dim=(2, 3))).view(2, ablated.stylegan.num_latent, -1)
+        f_gan = ablated.stylegan.features(latent)
+    torch.testing.assert_close(seen["x"], f_gan[32])
+    assert not torch.allclose(out_ablated, out_full)
+
+
+def test_ablation_without_parse_prior(face64):
+    full = MPCNet(out_size=64, **SMALL)
+    ablated = MPCNet(out_size=64, use_parse_prior=False, **SMALL)
+    assert ablated.parsenet is None
+    shapes, kept = param_shapes(full), param_shapes(ablated)
+    assert set(shapes) - set(kept) == {n for n in shapes if n.startswith("parsenet.") or ".sft." in n}
+    assert all(kept[n] == shapes[n] for n in kept)
+    out, logits = ablated(face64, return_parse=True)
+    assert logits is None and out.shape == face64.shape
+    assert not any(".sft" in n or "parsenet" in n for n in called_modules(ablated, face64))
+
+
+def test_ablation_without_sft_still_uses_the_parse_prior(face64):
+    torch.manual_seed(0)
+    full, ablated = MPCNet(out_size=64, **SMALL), MPCNet(out_size=64, use_sft=False, **SMALL).eval()
+    shapes, kept = param_shapes(full), param_shapes(ablated)
+    assert set(shapes) - set(kept) == {n for n in shapes if ".sft." in n}
+    added = set(kept) - set(shapes)
+    assert added == {f"apff.{j}.fuse.{k}" for j in range(len(ablated.apff)) for k in ("weight", "bias")}
+    called = called_modules(ablated, face64)
+    assert "parsenet.decoder.0" in called and "apff.0.fuse" in called and not any(".sft" in n for n in called)
+    # the output depends on the parser: change its weights and the output changes
+    with torch.no_grad():
+        before = ablated(face64)
+        ablated.parsenet.decoder[-1].conv2.conv2d.weight.mul_(-1)
+        assert not torch.allclose(before, ablated(face64))
+
+
+def test_bf16_autocast_and_channels_last(face64):
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, **SMALL).eval()
+    with torch.inference_mode():
+        ref = net(face64)
+        net_cl = net.to(memory_format=torch.channels_last)
+        out_cl = net_cl(face64.contiguous(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out_bf16 = net_cl(face64.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_cl, ref, atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(out_bf16).all()
+    rel = (out_bf16.float() - ref).norm() / ref.norm()
+    assert rel < 0.1, rel
+
+
+def test_checkpoint_rebuilds_without_prior_files(tmp_path, face64):
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, use_sft=False, **SMALL).eval()
+    arch = net.arch_config
+    assert arch["type"] == "MPCNet" and arch["use_sft"] is False and "gan_prior_path" not in arch
+    assert all(isinstance(v, (int, float, bool, str)) for v in arch.values())
+    save_checkpoint({"params": net.state_dict(), "arch": arch, "meta": {}}, tmp_path / "net.pth")
+    rebuilt = build_network(load_checkpoint(tmp_path / "net.pth"))
+    with torch.inference_mode():
+        assert torch.equal(rebuilt(face64), net(face64))
+
+
+def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
+    """Pretrained priors load from files in the public layouts (here: random ones we saved)."""
+    from facexlib.parsing.parsenet import ParseNet
+    from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
+
+    torch.manual_seed(0)
+    gan = StyleGAN2GeneratorClean(64, num_style_feat=64, num_mlp=8, channel_multiplier=2, narrow=0.125)
+    parse = ParseNet(64, 64, min_feat_size=4, base_ch=16, res_depth=2, ch_range=[16, 32])
+    save_checkpoint({"params_ema": gan.state_dict()}, tmp_path / "gan.pth")
+    save_checkpoint(parse.state_dict(), tmp_path / "parse.pth")
+    net = MPCNet(out_size=64, gan_prior_path=str(tmp_path / "gan.pth"),
+                 parse_prior_path=str(tmp_path / "parse.pth"), **SMALL)
+    torch.testing.assert_close(net.stylegan.constant_input.weight, gan.constant_input.weight)
+    torch.testing.assert_close(net.parsenet.body[0].conv1.conv2d.weight, parse.body[0].conv1.conv2d.weight)
+    assert not any(p.requires_grad for p in net.stylegan.parameters())
+    with pytest.raises(ValueError, match="use_gan_prior=False"):
+        MPCNet(out_size=64, use_gan_prior=False, gan_prior_path=str(tmp_path / "gan.pth"), **SMALL)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mpcnet.restoration.align import FFHQ_TEMPLATE_512, align_face
 from mpcnet.restoration.detectors import detect_faces, make_detector
+from mpcnet.restoration.paste import ellipse_mask, parse_mask
 from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import read_image
@@ -188,3 +189,65 @@ def test_save_faces_and_comparison(yunet, tmp_path):
 def test_only_center_face(yunet, tmp_path):
     result = pipeline(yunet, only_center_face=True).run([WHOLE / "00.jpg"], WHOLE, tmp_path).results[0]
     assert (result.status, result.faces) == ("restored", 1)
+
+
+def test_exif_orientation_and_webp(yunet, tmp_path):
+    upright = Image.open(WHOLE / "03.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    upright.rotate(90, expand=True).save(tmp_path / "phone.jpg", exif=exif)  # stored on its side
+    upright.save(tmp_path / "web.webp", lossless=True)
+    summary = pipeline(yunet, upscale=1).run([tmp_path / "phone.jpg", tmp_path / "web.webp"], tmp_path,
+                                             tmp_path / "out")
+    assert [(r.status, r.faces) for r in summary.results] == [("restored", 1), ("restored", 1)]
+    assert cv2.imread(summary.results[0].output).shape == (225, 400, 3)  # displayed orientation
+    assert summary.results[1].output.endswith(".webp")
+
+
+def test_two_inputs_for_one_output_name_are_not_mixed_up(yunet, tmp_path):
+    (tmp_path / "a.jpg").write_bytes((WHOLE / "04.jpg").read_bytes())
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.imread(str(WHOLE / "05.jpg")))
+    summary = pipeline(yunet, ext="png").run([tmp_path / "a.jpg", tmp_path / "a.png"], tmp_path, tmp_path / "out")
+    assert summary.results[0].status == "restored"
+    assert summary.results[1].status == "failed" and "same output name" in summary.results[1].message
+
+
+def test_parse_mask_keeps_hair_neck_and_background_out():
+    labels = np.zeros((512, 512), np.int64)
+    labels[100:450, 120:400] = 1  # skin
+    labels[40:100, 100:420] = 17  # hair
+    labels[250:270, 180:230] = 4  # an eye
+    mask = parse_mask(labels)
+    assert mask[260, 200] > 0.99 and mask[300, 256] > 0.99
+    assert mask[45, 256] < 0.05 and mask[480, 256] < 0.05 and mask[256, 30] < 0.05
+    assert mask[0].max() == mask[:, -1].max() == 0
+    ellipse = ellipse_mask()
+    assert ellipse[285, 256] > 0.99 and ellipse[5, 5] < 1e-3 and ellipse[300, 470] < 0.05
+
+
+class SquareParser(torch.nn.Module):
+    """Stand-in ParseNet: 'skin' (class 1) in the square [200, 440)² of the 512 crop, background elsewhere."""
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 19, 512, 512)
+        logits[:, 0] = 1
+        logits[:, 1, 200:440, 200:440] = 2
+        return logits, x
+
+
+def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path):
+    bgr = cv2.imread(str(WHOLE / "03.jpg"))
+    face = detect_faces(yunet, bgr)[0]
+    _, affine = align_face(bgr.astype(np.float32) / 255, face.landmarks)
+    to_photo = cv2.invertAffineTransform(affine)
+    inside = np.rint(to_photo @ [320, 320, 1]).astype(int)  # in the parser's square
+    forehead = np.rint(to_photo @ [256, 130, 1]).astype(int)  # in the ellipse, outside the square
+    outs = {}
+    for name, parser in (("ellipse", None), ("parsing", SquareParser())):
+        p = RestorePipeline(FaceRestorer(Negative(), size=64), yunet, RestoreOptions(upscale=1), parser)
+        outs[name] = cv2.imread(p.run([WHOLE / "03.jpg"], WHOLE, tmp_path / name).results[0].output).astype(int)
+
+    def changed(img, xy):
+        return np.abs(img[xy[1], xy[0]] - bgr[xy[1], xy[0]]).mean()
+    assert changed(outs["ellipse"], inside) > 30 and changed(outs["parsing"], inside) > 30
+    assert changed(outs["ellipse"], forehead) > 30 and changed(outs["parsing"], forehead) < 8

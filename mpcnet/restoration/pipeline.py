@@ -295,8 +295,14 @@ class RestorePipeline:
                 except (OSError, ValueError, cv2.error) as exc:
                     record(ImageResult(str(photo.source), "failed", None, 0, str(exc).splitlines()[0]))
 
+        claimed: dict[Path, Path] = {}  # output → the input that writes it in this run
         for source in files:
             output = self.output_path(source, root, out_dir)
+            if output in claimed:
+                record(ImageResult(str(source), "failed", None, 0, f"same output name as {claimed[output]} "
+                                   "(give --ext auto, or rename one)"))
+                continue
+            claimed[output] = source
             if output.exists() and not opts.overwrite:
                 if opts.skip_existing:
                     record(ImageResult(str(source), "skipped", str(output), 0, "output exists (--skip-existing)"))
@@ -313,5 +319,7 @@ class RestorePipeline:
             queue.extend((photo, i) for i in range(len(photo.crops)))
             drain(flush=False)
         drain(flush=True)
+        order = {str(source): i for i, source in enumerate(files)}
+        summary.results.sort(key=lambda r: order[r.source])  # reported as finished, listed as given
         summary.seconds = time.perf_counter() - start
         return summary

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from mpcnet.checkpoint import build_network, load_checkpoint
+from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint
 from mpcnet.restoration.align import FACE_SIZE
 from mpcnet.weights import WeightsError, load_registry, resolve_any
 
@@ -47,7 +47,12 @@ class FaceRestorer:
         """Build the network recorded in a checkpoint (see :func:`resolve_weights`)."""
         path = resolve_weights(weights)
         ckpt = load_checkpoint(path)
-        net = build_network(ckpt)
+        try:
+            net = build_network(ckpt)
+        except (RuntimeError, TypeError, KeyError) as exc:  # weights or kwargs of another arch version
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{path} does not fit the network it records ({first}); was it saved by "
+                                  "another version of mpcnet?") from exc
         size = int(ckpt["arch"].get("out_size", FACE_SIZE))
         return cls(net, size, device, amp, batch_size, name=str(weights or DEFAULT_WEIGHTS))
 

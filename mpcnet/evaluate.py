@@ -28,7 +28,8 @@ from mpcnet.metrics.identity import IdentitySimilarity
 from mpcnet.metrics.lpips_metric import LPIPS
 from mpcnet.metrics.niqe import niqe
 from mpcnet.metrics.pixel import psnr, ssim
-from mpcnet.utils.files import list_images, read_image, write_bytes_atomic, write_image
+from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_images, read_image,
+                                write_bytes_atomic, write_image)
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
 
@@ -144,8 +145,9 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     from mpcnet.weights import WeightsError
 
     try:
+        check_output_location(lq, out_dir)
         restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
-    except (WeightsError, CheckpointError) as exc:
+    except (WeightsError, CheckpointError, UnsafeOutputError) as exc:
         raise EvalError(str(exc)) from exc
     root, files = list_images(lq)
     options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
@@ -179,7 +181,7 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
             raise EvalError(f"no file in {restored} has a counterpart in {gt} (files pair by relative name)")
         result.unpaired = {k: v for k, v in (("restored_only", pairing.only_restored),
                                              ("gt_only", pairing.only_gt)) if v}
-        items = [(k, r, g) for k, r, g in pairing.pairs]
+        items = pairing.pairs
     else:
         items = [(k, f, None) for k, f in index_folder(restored).items()]
         for m in PAIRED:
@@ -204,7 +206,9 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
             if ref.shape != out.shape:
                 size_mismatch.append(f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})")
                 continue
-            row["psnr"], row["ssim"] = psnr(out, ref), ssim(out, ref)
+            for name, fn in (("psnr", psnr), ("ssim", ssim)):
+                if name in wanted:
+                    row[name] = fn(out, ref)
             for name, net in nets.items():
                 if net is not None:
                     row[name] = net(out, ref)

@@ -111,8 +111,10 @@ def test_single_channel_and_16_bit_inputs_keep_their_mode(yunet, tmp_path):
 
 def test_16_bit_to_jpeg_says_it_was_converted(yunet, tmp_path):
     bgr = cv2.imread(str(WHOLE / "03.jpg"))
-    cv2.imwrite(str(tmp_path / "deep.png"), bgr.astype(np.uint16) * 257)
-    result = pipeline(yunet, ext="jpg").run([tmp_path / "deep.png"], tmp_path, tmp_path / "out").results[0]
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "deep.png"), bgr.astype(np.uint16) * 257)
+    result = pipeline(yunet, ext="jpg").run([src / "deep.png"], src, tmp_path / "out").results[0]
     assert result.output.endswith(".jpg") and "16-bit input written as 8-bit" in result.message
 
 
@@ -195,19 +197,22 @@ def test_exif_orientation_and_webp(yunet, tmp_path):
     upright = Image.open(WHOLE / "03.jpg")
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    upright.rotate(90, expand=True).save(tmp_path / "phone.jpg", exif=exif)  # stored on its side
-    upright.save(tmp_path / "web.webp", lossless=True)
-    summary = pipeline(yunet, upscale=1).run([tmp_path / "phone.jpg", tmp_path / "web.webp"], tmp_path,
-                                             tmp_path / "out")
+    src = tmp_path / "in"
+    src.mkdir()
+    upright.rotate(90, expand=True).save(src / "phone.jpg", exif=exif)  # stored on its side
+    upright.save(src / "web.webp", lossless=True)
+    summary = pipeline(yunet, upscale=1).run([src / "phone.jpg", src / "web.webp"], src, tmp_path / "out")
     assert [(r.status, r.faces) for r in summary.results] == [("restored", 1), ("restored", 1)]
     assert cv2.imread(summary.results[0].output).shape == (225, 400, 3)  # displayed orientation
     assert summary.results[1].output.endswith(".webp")
 
 
 def test_two_inputs_for_one_output_name_are_not_mixed_up(yunet, tmp_path):
-    (tmp_path / "a.jpg").write_bytes((WHOLE / "04.jpg").read_bytes())
-    cv2.imwrite(str(tmp_path / "a.png"), cv2.imread(str(WHOLE / "05.jpg")))
-    summary = pipeline(yunet, ext="png").run([tmp_path / "a.jpg", tmp_path / "a.png"], tmp_path, tmp_path / "out")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.jpg").write_bytes((WHOLE / "04.jpg").read_bytes())
+    cv2.imwrite(str(src / "a.png"), cv2.imread(str(WHOLE / "05.jpg")))
+    summary = pipeline(yunet, ext="png").run([src / "a.jpg", src / "a.png"], src, tmp_path / "out")
     assert summary.results[0].status == "restored"
     assert summary.results[1].status == "failed" and "same output name" in summary.results[1].message
 
@@ -251,3 +256,11 @@ def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path):
         return np.abs(img[xy[1], xy[0]] - bgr[xy[1], xy[0]]).mean()
     assert changed(outs["ellipse"], inside) > 30 and changed(outs["parsing"], inside) > 30
     assert changed(outs["ellipse"], forehead) > 30 and changed(outs["parsing"], forehead) < 8
+
+
+def test_the_pipeline_itself_refuses_to_write_into_the_input_folder(yunet, tmp_path):
+    from mpcnet.utils.files import UnsafeOutputError
+    (tmp_path / "a.jpg").write_bytes((WHOLE / "04.jpg").read_bytes())
+    with pytest.raises(UnsafeOutputError):
+        pipeline(yunet).run([tmp_path / "a.jpg"], tmp_path, tmp_path / "out")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]

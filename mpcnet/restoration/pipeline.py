@@ -19,7 +19,7 @@ from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, read_image, write_image
+from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, check_output_location, read_image, write_image
 
 BG_UPSAMPLERS = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC, "none": None}
 STAGES = ("read", "detect", "align", "network", "paste", "write")
@@ -270,8 +270,11 @@ class RestorePipeline:
     def run(self, files: list[Path], root: Path, out_dir: Path,
             on_result: Callable[[ImageResult], None] | None = None) -> Summary:
         """Restore ``files`` (under ``root``) into ``out_dir/restored_imgs``; never stops on a bad
-        file: each gets an :class:`ImageResult`. ``on_result`` is called as each photo finishes."""
+        file: each gets an :class:`ImageResult`. ``on_result`` is called as each photo finishes.
+        Raises :class:`UnsafeOutputError` when ``out_dir`` lies inside ``root``."""
+        check_output_location(root, out_dir)
         opts = self.options
+        self.timer = StageTimer()
         summary = Summary(timer=self.timer)
         start = time.perf_counter()
         pending: deque[_Photo] = deque()

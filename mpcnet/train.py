@@ -110,6 +110,8 @@ def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "
     """Train one stage as its option file says; returns a summary (iterations, it/s, last metrics)."""
     opt = load_options(opt_path, launcher)
     rank = opt["rank"]
+    if opt.get("cpu_threads"):  # on a busy shared CPU one thread per process is often much faster
+        torch.set_num_threads(int(opt["cpu_threads"]))
     set_random_seed(opt["manual_seed"] + rank)
     state_path = latest_state(opt) if resume else None
     if resume and state_path is None:

@@ -45,7 +45,7 @@ class FaceDegradedDataset(data.Dataset):
 
     Options: ``dataroot_gt``, ``io_backend`` (disk | lmdb), ``meta_info_file`` (optional list),
     ``gt_size``, ``use_hflip``, ``degradation`` (overrides of eq. 1's ranges, default the paper's),
-    ``seed``. Tensors are RGB normalised to [-1, 1]; ``degradation`` is the JSON of the drawn params.
+    ``seed``, ``synthesize_lq`` (false: ``gt`` only). Tensors are RGB normalised to [-1, 1]; ``degradation`` is the JSON of the drawn params.
     Set ``epoch`` (``set_epoch``) so every epoch draws new degradations yet stays reproducible.
     """
 
@@ -78,6 +78,8 @@ class FaceDegradedDataset(data.Dataset):
         gt = read_resized(self.file_client, self.paths[index], self.gt_size)
         if self.opt.get("use_hflip", True) and rng.random() < 0.5:
             gt = np.ascontiguousarray(gt[:, ::-1])
+        if not self.opt.get("synthesize_lq", True):  # HQ only (StyleGAN2 prior training)
+            return {"gt": img2tensor(gt, bgr2rgb=True, float32=True) * 2 - 1, "gt_path": self.paths[index]}
         lq, params = degrade(gt, rng, ranges=self.ranges, out_size=self.gt_size)
         lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
         return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "gt_path": self.paths[index],

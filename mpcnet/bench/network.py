@@ -10,6 +10,7 @@ per network (the allocator's cache would hide it in a shared one).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -226,6 +227,8 @@ def _attach_memory(rows: list[Timing], cfg: NetConfig, batch: int, dtype: str, d
                 _forward(nets[row.model][0], x)
             _sync(device)
             row.peak_mem_mb = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
+        elif not os.path.exists("/proc/self/clear_refs"):  # not Linux: no resettable peak RSS
+            row.peak_mem_mb = None
         else:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 mb = pool.apply(_cpu_peak_rss_mb, (row.model, cfg, batch, dtype, channels_last))

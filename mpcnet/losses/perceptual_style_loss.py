@@ -26,8 +26,8 @@ class MPCPerceptualStyleLoss(nn.Module):
     """Returns ``(perceptual, style)`` for images in [-1, 1].
 
     perceptual = λ_perc Σ_i ||φ_i(I_HQ) − φ_i(Î_HQ)||_1 over ``perceptual_layers`` (eq. 8, 2nd term);
-    style      = λ_style Σ_i ||φ_i^Tφ_i − φ̂_i^Tφ̂_i||² / (C_i·H_i·W_i) over ``style_layers`` (eq. 10). A term whose weight is 0 is returned as ``None``.
-    The VGG network is built from ``vgg`` (an ARCH_REGISTRY option dict, by default our
+    style      = λ_style Σ_i ||φ_i^Tφ_i − φ̂_i^Tφ̂_i||² / (C_i·H_i·W_i) over ``style_layers`` (eq. 10).
+    A term whose weight is 0 is returned as ``None``. The VGG network is built from ``vgg`` (an ARCH_REGISTRY option dict, by default our
     ``MPCVGGFeatureExtractor``), whose weights resolve through the checked registry, never a download.
     """
 

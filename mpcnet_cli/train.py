@@ -1,6 +1,8 @@
 """`mpcnet train`: one training stage from a BasicSR option file (logic in ``mpcnet.train``)."""
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import typer
@@ -23,7 +25,8 @@ def train(
     from mpcnet.weights import WeightsError
 
     try:
-        summary = train_pipeline(opt, resume=resume, launcher=launcher)
+        with contextlib.redirect_stdout(sys.stderr):  # BasicSR prints; stdout is for the JSON summary
+            summary = train_pipeline(opt, resume=resume, launcher=launcher)
     except (TrainError, WeightsError, CheckpointError) as exc:
         fail(str(exc))
     if _is_rank0():

@@ -310,3 +310,24 @@ def test_option_files_name_registered_parts(path):
         if name.endswith("_opt"):
             LOSS_REGISTRY.get(value["type"])
     assert opt["train"]["optim_g"]["betas"] and opt["train"]["total_iter"] > 0
+
+
+def test_face_dataset_folder_and_lmdb_give_the_same_reproducible_pairs(faces64, tmp_path):
+    """The FFHQ-style dataset reads a folder or an lmdb (BasicSR's layout) alike; a sample's
+    degradation and flip depend only on (seed, epoch, index)."""
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    from mpcnet.data.face_degraded_dataset import FaceDegradedDataset
+
+    names = sorted(p.name for p in faces64.glob("*.png"))[:4]
+    make_lmdb_from_imgs(str(faces64), str(tmp_path / "faces.lmdb"), names, [n[:-4] for n in names])
+    folder = FaceDegradedDataset({**face_set(faces64), "seed": 1})
+    lmdb = FaceDegradedDataset({**face_set(tmp_path / "faces.lmdb"), "io_backend": {"type": "lmdb"}, "seed": 1})
+    assert len(lmdb) == 4
+    for i in range(4):
+        a, b = folder[i], lmdb[i]
+        assert torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"]) and a["degradation"] == b["degradation"]
+        assert a["lq"].shape == (3, SIZE, SIZE) and -1 <= a["lq"].min() and a["lq"].max() <= 1
+        assert not torch.equal(a["lq"], a["gt"])
+    folder.set_epoch(1)
+    assert folder[0]["degradation"] != lmdb[0]["degradation"]  # a new epoch draws a new degradation

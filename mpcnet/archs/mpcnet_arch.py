@@ -50,8 +50,10 @@ class MPCNet(nn.Module):
                  use_sft=True, freeze_gan=True, freeze_parse=True, parse_min_feat_size=4, parse_base_ch=64,
                  parse_res_depth=10, parse_max_ch=256, gan_prior_path=None, parse_prior_path=None):
         super().__init__()
-        self.arch_config = {k: v for k, v in locals().items() if k not in ('self', '__class__', *PRIOR_PATH_KWARGS)}
-        self.arch_config = {'type': type(self).__name__, **self.arch_config}
+        # the checkpoint's 'arch': every constructor kwarg but the prior files (the state dict holds the priors)
+        kwargs = dict(locals())
+        self.arch_config = {'type': type(self).__name__}
+        self.arch_config.update((k, v) for k, v in kwargs.items() if k not in ('self', '__class__', *PRIOR_PATH_KWARGS))
         self.out_size = out_size
         self.log_size = int(math.log2(out_size))
         if 2**self.log_size != out_size or out_size < 8:

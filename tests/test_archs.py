@@ -126,3 +126,20 @@ def test_parsenet_features_and_facexlib_layout():
     ours = MPCParseNet(in_size=512, out_size=512, min_feat_size=32)
     ours.load_state_dict(public.state_dict(), strict=True)
     assert sorted(ours.feature_channels()) == [32, 64, 128, 256, 512]
+
+
+def test_mpcnet_with_a_shallower_parser_pools_its_smallest_map(aligned_faces):
+    """With facexlib's shallower parser (smallest map 32×32 at 512, here 16×16 at 128) the APFF
+    blocks under that size get the smallest map average-pooled."""
+    torch.manual_seed(0)
+    net = MPCNet(out_size=128, **(SMALL | dict(parse_min_feat_size=16))).eval()
+    assert len(net.parsenet.decoder) == 3
+    x = face_tensor(aligned_faces[6], 128)
+    with torch.inference_mode():
+        f_parse = net.parse_features(x)
+        smallest = net.parsenet.features(x)[16]
+        out = net(x)
+    assert sorted(f_parse) == net.scales == [8, 16, 32, 64, 128]
+    torch.testing.assert_close(f_parse[8], torch.nn.functional.avg_pool2d(smallest, 2))
+    assert net.apff[0].sft.alpha[0].in_channels == smallest.shape[1]
+    assert out.shape == x.shape

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -162,10 +162,6 @@ def _process(job: Job, out_dir: Path, size: int, ranges: dict, seed: int, overwr
     return {"output": job.out_rel, "input": job.rel, "size": size, **params.to_dict()}
 
 
-def _worker_init() -> None:
-    cv2.setNumThreads(1)
-
-
 def read_manifest(path: str | Path) -> list[dict]:
     """Rows of a manifest written by :func:`run` (CSV or JSONL, by extension)."""
     path = Path(path)
@@ -243,7 +239,9 @@ def run(jobs: list[Job], out_dir: str | Path, ranges: dict = PAPER_RANGES, seed:
         for job in todo:
             record(job, lambda j=job: _process(j, *args))
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+        # Threads, not processes: OpenCV releases the GIL in every heavy step, and forking a process
+        # that has loaded torch can deadlock.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_process, job, *args): job for job in todo}
             for fut in as_completed(futures):
                 record(futures[fut], fut.result)

@@ -7,8 +7,6 @@ from typing import Optional
 
 import typer
 
-from mpcnet.bench.degradation import load_images, run
-from mpcnet.utils.files import ImageReadError
 from mpcnet_cli.common import console, emit_json, fail
 
 
@@ -22,6 +20,10 @@ def degrade(
 ) -> None:
     """Images/s of our eq. 1 degradation on one core, and its ratio to BasicSR's GFPGAN-style
     pipeline (random mixed kernels + noise + JPEG) on the same images in the same run."""
+    # Imported here: mpcnet.data pulls in BasicSR and torch, which `mpcnet --help` should not wait for.
+    from mpcnet.bench.degradation import load_images, run
+    from mpcnet.utils.files import ImageReadError
+
     try:
         imgs = load_images(images, size)
     except (FileNotFoundError, ImageReadError) as e:

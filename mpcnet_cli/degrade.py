@@ -7,13 +7,13 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mpcnet.data.degradations import PRESETS
-from mpcnet.degrade import DegradeError, build_ranges, describe_preset, plan, prepare_output, read_manifest, run
-from mpcnet.utils.files import UnsafeOutputError
 from mpcnet_cli.common import console, emit_json, fail
 
 
 def _list_presets() -> None:
+    from mpcnet.data.degradations import PRESETS
+    from mpcnet.degrade import describe_preset
+
     for name in PRESETS:
         typer.echo(f"{name:20s} {describe_preset(name)}")
 
@@ -36,7 +36,7 @@ def degrade(
     sample: Optional[int] = typer.Option(None, help="Take only N images, chosen by --seed from the sorted list."),
     from_manifest: Optional[Path] = typer.Option(None, "--from-manifest", help="Re-create the outputs of a "
                                                  "manifest from IN with the recorded parameters."),
-    workers: int = typer.Option(1, min=1, help="Worker processes."),
+    workers: int = typer.Option(1, min=1, help="Worker threads (results do not depend on their number)."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty output folder, replacing files."),
     fmt: str = typer.Option("png", "--format", help="Output format: png or jpg (jpg adds its own compression)."),
     manifest: str = typer.Option("csv", help="Manifest format: csv or jsonl."),
@@ -46,6 +46,10 @@ def degrade(
     """Degrade HQ faces with eq. 1 of the paper (blur, ↓r, noise, JPEG, bicubic back up) to build
     training or test sets; writes a manifest of every image's parameters beside the outputs.
     Exit code 1 if any file failed (the others are still written), 2 for a bad request."""
+    # Imported here: mpcnet.data pulls in BasicSR and torch, which `mpcnet --help` should not wait for.
+    from mpcnet.degrade import DegradeError, build_ranges, plan, prepare_output, read_manifest, run
+    from mpcnet.utils.files import UnsafeOutputError
+
     if preset == "list":
         _list_presets()
         raise typer.Exit(0)

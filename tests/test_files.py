@@ -70,6 +70,14 @@ def test_output_inside_input_is_refused(tmp_path):
     check_output_location(tmp_path / "in", tmp_path / "out")
 
 
+def test_single_file_input_may_write_beside_itself(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    check_output_location(photo, tmp_path / "results")
+    with pytest.raises(UnsafeOutputError):
+        check_output_location(photo, tmp_path)
+
+
 def test_write_never_overwrites_unasked_and_leaves_no_temp(tmp_path):
     target = tmp_path / "a.png"
     write_image(target, np.full((8, 8, 3), 7, np.uint8))

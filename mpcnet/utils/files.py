@@ -145,12 +145,18 @@ def is_gray(bgr: np.ndarray) -> bool:
 
 
 def check_output_location(inputs: str | os.PathLike, out_dir: str | os.PathLike) -> None:
-    """Refuse an output folder that is, or lies inside, the input folder (or is the input file's)."""
+    """Refuse an output folder that is, or lies inside, the input folder.
+
+    For a single input file, only its own folder is refused: ``restore photo.jpg -o results`` with
+    ``results/`` beside the photo is fine, since nothing is written among the user's photos.
+    """
     src = Path(inputs).resolve()
-    src_dir = src.parent if src.is_file() else src
     out = Path(out_dir).resolve()
-    if out == src_dir or src_dir in out.parents:
-        raise UnsafeOutputError(f"output folder {out} is inside the input folder {src_dir}; choose another")
+    if src.is_file():
+        if out == src.parent:
+            raise UnsafeOutputError(f"output folder {out} is the input file's own folder; choose another")
+    elif out == src or src in out.parents:
+        raise UnsafeOutputError(f"output folder {out} is inside the input folder {src}; choose another")
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False,

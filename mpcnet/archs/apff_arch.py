@@ -67,7 +67,6 @@ class APFF(nn.Module):
         super().__init__()
         c = channels
         self.use_gan_prior = use_gan_prior
-        self.use_parse_prior = use_parse_prior
         self.rcabs = nn.Sequential(*[RCAB(c, squeeze_factor=min(16, c)) for _ in range(num_rcab)])
         self.conv_s1 = nn.Conv2d(c, c, 3, 1, 1)
         guide_ch = c

@@ -22,7 +22,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mpcnet.metrics import MetricUnavailable
+from mpcnet.metrics import METRICS, MetricUnavailable
 from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance, inception_extractor, reference_stats
 from mpcnet.metrics.identity import IdentitySimilarity
 from mpcnet.metrics.lpips_metric import LPIPS
@@ -32,9 +32,6 @@ from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_i
                                 write_bytes_atomic, write_image)
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
-
-# Higher is better?  (the arrows of Tables 3 and 7)
-METRICS = {"psnr": True, "ssim": True, "lpips": False, "identity": True, "niqe": False, "fid": False}
 PAIRED = ("psnr", "ssim", "lpips", "identity")
 
 PAPER_TABLES = {

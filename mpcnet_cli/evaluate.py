@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mpcnet.evaluate import (METRICS, EvalError, format_value, resolve_dataset, restore_folder, score,
-                             write_report)
+from mpcnet.metrics import METRICS
 from mpcnet.utils.files import ImageReadError
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -42,6 +41,9 @@ def evaluate(
     Metrics whose network weights are absent are skipped with the reason; the report puts the paper's
     Table 3 (CelebA-Test) or Table 7 (Real-Test) rows beside this run's.
     """
+    # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
+    from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report
+
     chosen = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
     unknown = [m for m in chosen if m not in METRICS]
     if unknown:
@@ -81,6 +83,8 @@ def evaluate(
 
 
 def _print_table(result) -> None:
+    from mpcnet.evaluate import format_value
+
     table = Table(title=f"mpcnet eval: {len(result.per_image)} images")
     table.add_column("metric")
     table.add_column("value", justify="right")

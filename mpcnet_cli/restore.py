@@ -7,11 +7,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mpcnet.checkpoint import CheckpointError
-from mpcnet.restoration.detectors import DETECTORS, default_detector, make_detector
-from mpcnet.restoration.paste import load_parsenet
-from mpcnet.restoration.pipeline import BG_UPSAMPLERS, RestoreOptions, RestorePipeline
-from mpcnet.restoration.restorer import DEFAULT_WEIGHTS, FaceRestorer
+from mpcnet.restoration import BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, UnsafeOutputError, check_output_location, list_images
 from mpcnet.weights import WeightsError
 from mpcnet_cli.common import console, emit_json, fail
@@ -43,7 +39,7 @@ def restore(
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are already FFHQ-aligned faces (no detection)."),
     only_center_face: bool = typer.Option(False, "--only-center-face", help="Restore only the face nearest "
                                           "the centre."),
-    bg_upsampler: str = typer.Option("lanczos", help=f"Background upscaling: {'|'.join(BG_UPSAMPLERS)} "
+    bg_upsampler: str = typer.Option("lanczos", help=f"Background upscaling: {'|'.join(BG_UPSAMPLER_NAMES)} "
                                      "(none needs --upscale 1)."),
     ext: str = typer.Option("auto", help="Output format: auto (as the input), png or jpg."),
     suffix: str = typer.Option("", help="Appended to output names: NAME_SUFFIX.ext."),
@@ -66,6 +62,13 @@ def restore(
     batches, paste back with a soft mask over the upscaled background, write atomically.
     Inputs are never modified. Exit code 0 when every file succeeded (a photo without a face is
     a success, reported), 1 when any failed, 2 for a bad request."""
+    # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
+    from mpcnet.checkpoint import CheckpointError
+    from mpcnet.restoration.detectors import default_detector, make_detector
+    from mpcnet.restoration.paste import load_parsenet
+    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
+    from mpcnet.restoration.restorer import FaceRestorer
+
     try:
         options = RestoreOptions(upscale=upscale, aligned=aligned, only_center_face=only_center_face, ext=ext,
                                  suffix=suffix, save_faces=save_faces, save_comparison=save_comparison,

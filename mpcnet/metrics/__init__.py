@@ -4,6 +4,9 @@ Metrics that need network weights raise :class:`MetricUnavailable` with a one-li
 weights (``mpcnet weights list``) are absent; the eval driver reports them as skipped.
 """
 
+# Every metric, and whether higher is better (the arrows of Tables 3 and 7).
+METRICS = {"psnr": True, "ssim": True, "lpips": False, "identity": True, "niqe": False, "fid": False}
+
 
 class MetricUnavailable(Exception):
     """A metric that cannot be computed here; the message says why."""

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from mpcnet.checkpoint import load_checkpoint
+from mpcnet.restoration import DETECTORS
 from mpcnet.weights import WeightsError, resolve
 
-DETECTORS = ("retinaface", "mtcnn", "yunet")
 # Registry names tried for ``retinaface``, most accurate first.
 RETINAFACE_WEIGHTS = ("retinaface-resnet50", "retinaface-mobile")
 # The registry's retinaface-mobile file (sha256 ed6fa7d4…) is biubug6's Face-Detector-1MB

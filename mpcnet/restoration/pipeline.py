@@ -15,13 +15,14 @@ import numpy as np
 from facexlib.utils.face_restoration_helper import get_center_face
 from PIL import Image as PILImage
 
+from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, check_output_location, read_image, write_image
 
-BG_UPSAMPLERS = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC, "none": None}
+BG_UPSAMPLERS = dict(zip(BG_UPSAMPLER_NAMES, (cv2.INTER_LANCZOS4, cv2.INTER_CUBIC, None)))
 STAGES = ("read", "detect", "align", "network", "paste", "write")
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
 

@@ -10,11 +10,9 @@ import numpy as np
 import torch
 
 from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint
+from mpcnet.restoration import DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
 from mpcnet.weights import WeightsError, load_registry, resolve_any
-
-# The project's own small checkpoint (trained in issue 8), used when no --weights is given.
-DEFAULT_WEIGHTS = "mpcnet-tiny"
 
 
 def resolve_weights(weights: str | None) -> Path:

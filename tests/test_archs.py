@@ -13,7 +13,7 @@ from mpcnet.archs.parsenet_arch import MPCParseNet
 from mpcnet.archs.stylegan2_nonoise_arch import StyleGAN2GeneratorNoNoise
 
 # a narrow MPCNet that still has every part
-SMALL = dict(num_style_feat=64, narrow=0.125, parse_base_ch=16, parse_max_ch=32, parse_res_depth=2)
+SMALL = dict(num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32, parse_res_depth=2)
 
 
 def face_tensor(path, size: int, batch: int = 1) -> torch.Tensor:

@@ -178,7 +178,8 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
     from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
 
     torch.manual_seed(0)
-    gan = StyleGAN2GeneratorClean(64, num_style_feat=64, num_mlp=8, channel_multiplier=2, narrow=0.125)
+    gan = StyleGAN2GeneratorClean(64, num_style_feat=SMALL["num_style_feat"], num_mlp=8, channel_multiplier=2,
+                                  narrow=SMALL["narrow"])
     parse = ParseNet(64, 64, min_feat_size=4, base_ch=16, res_depth=2, ch_range=[16, 32])
     save_checkpoint({"params_ema": gan.state_dict()}, tmp_path / "gan.pth")
     save_checkpoint(parse.state_dict(), tmp_path / "parse.pth")

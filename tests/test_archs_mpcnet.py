@@ -188,5 +188,7 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
     torch.testing.assert_close(net.stylegan.constant_input.weight, gan.constant_input.weight)
     torch.testing.assert_close(net.parsenet.body[0].conv1.conv2d.weight, parse.body[0].conv1.conv2d.weight)
     assert not any(p.requires_grad for p in net.stylegan.parameters())
+    with pytest.raises(ValueError, match="does not fit this StyleGAN2GeneratorNoNoise .*size mismatch"):
+        MPCNet(out_size=64, **(SMALL | dict(channel_multiplier=1)), gan_prior_path=str(tmp_path / "gan.pth"))
     with pytest.raises(ValueError, match="use_gan_prior=False"):
         MPCNet(out_size=64, use_gan_prior=False, gan_prior_path=str(tmp_path / "gan.pth"), **SMALL)

@@ -22,7 +22,14 @@ def load_prior(module: nn.Module, name_or_path: str) -> None:
     from mpcnet.checkpoint import load_checkpoint, state_dict_of
     from mpcnet.weights import resolve_any
 
-    module.load_state_dict(state_dict_of(load_checkpoint(resolve_any(name_or_path))), strict=True)
+    state = state_dict_of(load_checkpoint(resolve_any(name_or_path)))
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise ValueError(f"{name_or_path} does not fit this {type(module).__name__} ({first}); build MPCNet with the "
+                         "prior's channel_multiplier/narrow/num_style_feat/num_mlp (the public FFHQ-512 "
+                         "StyleGAN2 is channel_multiplier=1, narrow=1, num_style_feat=512, num_mlp=8)") from exc
 
 
 @ARCH_REGISTRY.register()

@@ -178,7 +178,7 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
     from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
 
     torch.manual_seed(0)
-    gan = StyleGAN2GeneratorClean(64, num_style_feat=SMALL["num_style_feat"], num_mlp=8, channel_multiplier=2,
+    gan = StyleGAN2GeneratorClean(64, num_style_feat=SMALL["num_style_feat"], num_mlp=8, channel_multiplier=1,
                                   narrow=SMALL["narrow"])
     parse = ParseNet(64, 64, min_feat_size=4, base_ch=16, res_depth=2, ch_range=[16, 32])
     save_checkpoint({"params_ema": gan.state_dict()}, tmp_path / "gan.pth")
@@ -189,6 +189,6 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
     torch.testing.assert_close(net.parsenet.body[0].conv1.conv2d.weight, parse.body[0].conv1.conv2d.weight)
     assert not any(p.requires_grad for p in net.stylegan.parameters())
     with pytest.raises(ValueError, match="does not fit this StyleGAN2GeneratorNoNoise .*size mismatch"):
-        MPCNet(out_size=64, **(SMALL | dict(channel_multiplier=1)), gan_prior_path=str(tmp_path / "gan.pth"))
+        MPCNet(out_size=64, **(SMALL | dict(channel_multiplier=2)), gan_prior_path=str(tmp_path / "gan.pth"))
     with pytest.raises(ValueError, match="use_gan_prior=False"):
         MPCNet(out_size=64, use_gan_prior=False, gan_prior_path=str(tmp_path / "gan.pth"), **SMALL)

@@ -43,7 +43,8 @@ class MPCNet(nn.Module):
 
     Input and output: (B, 3, S, S) RGB in [-1, 1] (output not clamped). Width per scale is
     GFPGAN's table (``channel_multiplier``) times ``narrow``, shared by the U-Net, the APFF
-    blocks and the StyleGAN prior (AdaIN needs equal channels). ``num_mlp`` is the StyleGAN
+    blocks and the StyleGAN prior (AdaIN needs equal channels). ``channel_multiplier=1`` by default:
+    the layout of the public FFHQ-512 prior in ``weights.yaml``, and half the compute of 2. ``num_mlp`` is the StyleGAN
     mapping depth (kept to load its checkpoint; unused, latents are predicted in W+), and
     ``num_latent_mlp`` the depth of the encoder's latent MLP. ``parse_*`` configure the parsing
     prior (:class:`MPCParseNet`). ``gan_prior_path``/``parse_prior_path`` (registry names or files)
@@ -52,7 +53,7 @@ class MPCNet(nn.Module):
     (StyleGAN mapping and ToRGB layers, ParseNet output convs) never train.
     """
 
-    def __init__(self, out_size=512, num_style_feat=512, channel_multiplier=2, narrow=1.0, num_mlp=8,
+    def __init__(self, out_size=512, num_style_feat=512, channel_multiplier=1, narrow=1.0, num_mlp=8,
                  num_latent_mlp=2, num_rcab=2, use_gan_prior=True, use_adain=True, use_parse_prior=True,
                  use_sft=True, freeze_gan=True, freeze_parse=True, parse_min_feat_size=4, parse_base_ch=64,
                  parse_res_depth=10, parse_max_ch=256, gan_prior_path=None, parse_prior_path=None):

@@ -30,7 +30,7 @@ class WeightsError(Exception):
 class WeightEntry:
     name: str
     file: str
-    url: str
+    url: str | None  # None: ships in the repository only (``bundled``)
     sha256: str
     size: int | None
     licence: str
@@ -151,6 +151,8 @@ def fetch(name: str, progress=None) -> Path:
     ``progress(done_bytes, total_bytes)`` is called as data arrives.
     """
     entry = get_entry(name)
+    if entry.url is None:
+        raise WeightsError(f"'{name}' ships with the repository ({entry.bundled}); there is nothing to download")
     existing = locate(entry)
     if existing is not None and entry.pinned_sha256 != UNKNOWN and sha256_of(existing) == entry.pinned_sha256:
         return existing

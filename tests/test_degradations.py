@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.data.degradations import (KERNELS, PAPER_RANGES, PRESETS, DegradationParams, apply_degradation,
+from mpcnet.data.degradations import (KERNELS, PRESETS, DegradationParams, apply_degradation,
                                       degrade, encode_jpeg, motion_kernel, sample_params, to_uint8)
 
 

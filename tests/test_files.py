@@ -1,4 +1,6 @@
 """Reading and writing the user's files: real photos, broken files, safety of outputs."""
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -87,3 +89,6 @@ def test_write_never_overwrites_unasked_and_leaves_no_temp(tmp_path):
     write_image(target, np.zeros((8, 8, 3), np.uint8), overwrite=True)
     assert cv2.imread(str(target))[0, 0, 0] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

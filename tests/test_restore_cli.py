@@ -128,6 +128,15 @@ def test_many_faces_in_the_solvay_photo(tmp_path, tiny_weights):
     assert "alpha channel dropped" in report["results"][0]["message"]
 
 
+def test_default_is_the_bundled_model(tmp_path, aligned_faces):
+    result, report = restore(aligned_faces[0], "-o", tmp_path / "out", "--aligned", "--upscale", "1", "--json")
+    assert result.exit_code == 0, result.output
+    assert report["weights"] == "mpcnet-tiny" and report["network_size"] == 128
+    out = cv2.imread(str(tmp_path / "out" / "restored_imgs" / aligned_faces[0].name))
+    lq = cv2.imread(str(aligned_faces[0]))
+    assert out.shape == lq.shape and not np.array_equal(out, lq)
+
+
 def test_unsafe_or_impossible_requests_are_refused(tmp_path, tiny_weights):
     src = tmp_path / "in"
     src.mkdir()
@@ -135,8 +144,6 @@ def test_unsafe_or_impossible_requests_are_refused(tmp_path, tiny_weights):
     result, _ = restore(src, "-o", src / "out", "--weights", tiny_weights)
     assert result.exit_code == 2 and "inside the input folder" in result.stderr
     assert sorted(p.name for p in src.iterdir()) == ["00.jpg"]
-    result, _ = restore(src, "-o", tmp_path / "out")
-    assert result.exit_code == 2 and "mpcnet-tiny" in result.stderr and "--weights" in result.stderr
     result, _ = restore(src, "-o", tmp_path / "out", "--weights", tmp_path / "nothing.pth")
     assert result.exit_code == 2 and "nothing.pth" in result.stderr
     result, _ = restore(src, "-o", tmp_path / "out", "--weights", tiny_weights, "--bg-upsampler", "none")

@@ -19,13 +19,23 @@ def _registry(tmp_path, monkeypatch, **entry):
 
 def test_every_entry_is_complete():
     for entry in weights.load_registry().values():
-        assert entry.url.startswith("https://") and entry.licence and entry.purpose
+        assert (entry.url or "").startswith("https://") or entry.bundled, entry.name
+        assert entry.licence and entry.purpose
         assert entry.sha256 == weights.UNKNOWN or len(entry.sha256) == 64
 
 
 def test_shared_yunet_resolves_and_verifies():
     shared_file("weights", "face_detection_yunet.onnx")
     assert weights.resolve("yunet") == SHARED_WEIGHTS / "face_detection_yunet.onnx"
+
+
+def test_bundled_model_resolves_from_the_repository_and_is_not_fetched(monkeypatch, tmp_path):
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path))
+    path = weights.resolve("mpcnet-tiny")
+    assert path == weights.REPO_ROOT / "weights" / "mpcnet_tiny128.pth"
+    assert path.stat().st_size <= 20 * 2**20
+    with pytest.raises(weights.WeightsError, match="ships with the repository"):
+        weights.fetch("mpcnet-tiny")
 
 
 def test_missing_file_names_the_fetch_command(monkeypatch, tmp_path):

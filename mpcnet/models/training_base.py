@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from basicsr.models.base_model import BaseModel
-from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
 from mpcnet.checkpoint import load_checkpoint, save_checkpoint

@@ -12,18 +12,12 @@ import torch
 from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint
 from mpcnet.restoration import DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
-from mpcnet.weights import WeightsError, load_registry, resolve_any
+from mpcnet.weights import resolve_any
 
 
 def resolve_weights(weights: str | None) -> Path:
     """The checkpoint file for ``--weights`` (a path or registry name; None: the bundled default)."""
-    if weights is not None:
-        return resolve_any(weights)
-    if DEFAULT_WEIGHTS not in load_registry():
-        raise WeightsError(f"no --weights given and the bundled model '{DEFAULT_WEIGHTS}' is not available "
-                           "yet; pass --weights with an MPCNet checkpoint (.pth) from 'mpcnet train' or a "
-                           "registry name from 'mpcnet weights list'")
-    return resolve_any(DEFAULT_WEIGHTS)
+    return resolve_any(DEFAULT_WEIGHTS if weights is None else weights)
 
 
 class FaceRestorer:

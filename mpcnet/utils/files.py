@@ -18,6 +18,9 @@ from PIL import Image as PILImage
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000×8000; larger is refused as a possible decompression bomb
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 # PIL is only used to read headers (size, EXIF orientation); our own limit applies instead of PIL's.
 PILImage.MAX_IMAGE_PIXELS = None
 
@@ -185,6 +188,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

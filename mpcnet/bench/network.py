@@ -145,6 +145,7 @@ def _prepare(model: str, cfg: NetConfig, batch: int, device: str, channels_last:
     return place(build(model, cfg), device, channels_last), _input(cfg, batch, device, channels_last)
 
 
+@torch.inference_mode()
 def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[int], dtypes: list[str],
                           device: str = "cpu", channels_last: bool = False, compile: bool = False,
                           iters: int = 10, warmup: int = 2, memory: bool = True) -> dict:
@@ -153,7 +154,6 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
         raise BenchError("--iters must be ≥ 1 and --warmup ≥ 0")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("--device cuda asked for, but CUDA is not available on this machine")
-    torch.set_grad_enabled(False)
     built = {m: build(m, cfg) for m in models}  # fail early (e.g. gfpgan missing) before timing anything
     nets = {}
     for m, net in built.items():

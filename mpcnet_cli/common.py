@@ -17,11 +17,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def not_yet(command: str, issue: int) -> NoReturn:
-    """For a subcommand whose issue has not landed: say so and exit non-zero."""
-    fail(f"'mpcnet {command}' is not implemented yet (tracked in issue {issue}); nothing was done.", 3)
-
-
 def emit_json(obj) -> None:
     """Machine-readable summary on stdout (human output goes to stderr)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")

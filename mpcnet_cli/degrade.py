@@ -82,7 +82,8 @@ def degrade(
     if as_json:
         emit_json(summary.to_json())
     elif not quiet:
+        written = f"; manifest: {summary.manifest}" if summary.manifest else ""
         console.print(f"{len(summary.rows)} degraded into {out} in {summary.seconds:.1f}s, "
-                      f"{len(summary.failed)} failed; manifest: {summary.manifest}")
+                      f"{len(summary.failed)} failed{written}")
     if summary.failed:
         raise typer.Exit(1)

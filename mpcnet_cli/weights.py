@@ -45,7 +45,7 @@ def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-rea
 def fetch(name: str = typer.Argument(..., help="A name from 'mpcnet weights list'.")) -> None:
     """Download a model file into ~/.cache/mpcnet/weights, verify its sha256, write it atomically."""
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=console) as progress:
+                  TransferSpeedColumn(), console=console, transient=True) as progress:
         task = progress.add_task(name, total=None)
         try:
             path = registry.fetch(name, lambda done, total: progress.update(task, completed=done,

@@ -1,9 +1,10 @@
-"""`mpcnet train`: one training stage from a BasicSR option file (logic in ``mpcnet.train``)."""
+"""`mpcnet train`: training stages from BasicSR option files (logic in ``mpcnet.train``)."""
 from __future__ import annotations
 
 import contextlib
 import sys
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -11,12 +12,14 @@ from mpcnet_cli.common import emit_json, fail
 
 
 def train(
-    opt: Path = typer.Option(..., "-opt", "--opt", help="BasicSR-style option file (options/*.yml)."),
+    opts: List[Path] = typer.Option(..., "-opt", "--opt", help="BasicSR-style option file (options/*.yml); "
+                                    "repeat it to run several stages in order, e.g. the GAN prior then MPCNet."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last training state."),
     launcher: str = typer.Option("none", "--launcher",
                                  help="none, or pytorch under torchrun for multi-GPU / multi-process DDP."),
 ) -> None:
-    """Train a stage (ParseNet, StyleGAN2 prior, MPCNet) from a BasicSR option file.
+    """Train a stage (ParseNet, StyleGAN2 prior, MPCNet) from a BasicSR option file, or several
+    stages in order (each -opt runs to its end before the next starts).
 
     Multi-GPU: torchrun --nproc_per_node N -m mpcnet_cli.main train -opt FILE --launcher pytorch
     """
@@ -26,11 +29,11 @@ def train(
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # BasicSR prints; stdout is for the JSON summary
-            summary = train_pipeline(opt, resume=resume, launcher=launcher)
+            summaries = [train_pipeline(opt, resume=resume, launcher=launcher) for opt in opts]
     except (TrainError, WeightsError, CheckpointError) as exc:
         fail(str(exc))
     if _is_rank0():
-        emit_json(summary)
+        emit_json(summaries[0] if len(summaries) == 1 else summaries)
 
 
 def _is_rank0() -> bool:

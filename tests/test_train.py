@@ -187,6 +187,18 @@ def test_ddp_gloo_two_processes(faces64, tmp_path):
     build_network(load_checkpoint(tmp_path / "ddp" / "ddp" / "models" / "net_g_latest.pth"))
 
 
+def test_one_command_runs_several_stages_in_order(faces64, tmp_path):
+    """`mpcnet train -opt A -opt B` runs both stages to their end, in the order given."""
+    first = mpcnet_options(faces64, tmp_path, "first", total_iter=2, gan=False)
+    second = mpcnet_options(faces64, tmp_path, "second", total_iter=2, gan=False)
+    res = subprocess.run([str(Path(sys.executable).with_name("mpcnet")), "train", "-opt", str(write(first, tmp_path / "a.yml")),
+                          "-opt", str(write(second, tmp_path / "b.yml"))],
+                         cwd=REPO, capture_output=True, text=True, timeout=200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summaries = yaml.safe_load(res.stdout)
+    assert [s["name"] for s in summaries] == ["first", "second"] and all(s["iter"] == 2 for s in summaries)
+
+
 def test_amp_bf16_path_on_cpu(faces64, tmp_path):
     from basicsr.models import build_model
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils import img2tensor
 
 
 def to_rgb8(bgr: np.ndarray) -> np.ndarray:
@@ -20,7 +21,7 @@ def to_rgb8(bgr: np.ndarray) -> np.ndarray:
 def bgr_to_tensor(bgr: np.ndarray) -> torch.Tensor:
     """H×W×3 BGR (uint8 or float in [0,1]) → 1×3×H×W RGB in [-1, 1]."""
     img = bgr.astype(np.float32) / 255.0 if bgr.dtype == np.uint8 else bgr.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1))).unsqueeze(0) * 2 - 1
+    return img2tensor(img).unsqueeze(0) * 2 - 1
 
 
 def psnr(restored_bgr: np.ndarray, gt_bgr: np.ndarray) -> float:

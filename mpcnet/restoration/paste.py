@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from basicsr.utils import img2tensor
 
 from mpcnet.restoration.align import FACE_SIZE
 
@@ -52,7 +53,7 @@ def load_parsenet(device: str = "cpu"):
 
 def parse_labels(parsenet, faces_bgr: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
     """Class-index maps of restored 512² float32 BGR faces."""
-    batch = torch.from_numpy(np.stack(faces_bgr)[..., ::-1].copy()).permute(0, 3, 1, 2) * 2 - 1
+    batch = torch.stack(img2tensor(list(faces_bgr))) * 2 - 1
     with torch.inference_mode():
         logits = parsenet(batch.to(device))[0]
     return list(logits.argmax(dim=1).cpu().numpy())

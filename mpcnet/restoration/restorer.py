@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from basicsr.utils import img2tensor
 
 from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint
 from mpcnet.restoration import DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
 from mpcnet.weights import resolve_any
-
-
-def resolve_weights(weights: str | None) -> Path:
-    """The checkpoint file for ``--weights`` (a path or registry name; None: the bundled default)."""
-    return resolve_any(DEFAULT_WEIGHTS if weights is None else weights)
 
 
 class FaceRestorer:
@@ -36,8 +31,9 @@ class FaceRestorer:
     @classmethod
     def from_weights(cls, weights: str | None = None, device: str = "cpu", amp: bool = False,
                      batch_size: int = 8) -> FaceRestorer:
-        """Build the network recorded in a checkpoint (see :func:`resolve_weights`)."""
-        path = resolve_weights(weights)
+        """Build the network recorded in a checkpoint: ``weights`` is a path or registry name, None
+        the bundled default."""
+        path = resolve_any(DEFAULT_WEIGHTS if weights is None else weights)
         ckpt = load_checkpoint(path)
         try:
             net = build_network(ckpt)
@@ -70,7 +66,7 @@ class FaceRestorer:
             side = chunk[0].shape[0]
             inputs = [c if side == self.size else cv2.resize(c, (self.size, self.size), interpolation=cv2.INTER_AREA)
                       for c in chunk]
-            x = torch.from_numpy(np.stack(inputs)[..., ::-1].copy()).permute(0, 3, 1, 2) * 2 - 1
+            x = torch.stack(img2tensor(inputs)) * 2 - 1
             out = ((self.run_tensor(x) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
             for face in out:
                 face = np.ascontiguousarray(face)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from basicsr.metrics.fid import calculate_fid
 
-from mpcnet.metrics import MetricUnavailable
+from mpcnet.metrics import MetricUnavailable, metric_weights
 from mpcnet.metrics.pixel import bgr_to_tensor
-from mpcnet.weights import WeightsError, cache_dir, resolve
+from mpcnet.weights import cache_dir
 
 REGISTRY_NAME = "inception-fid"
 
@@ -50,10 +50,7 @@ class FeatureExtractor:
 
 def inception_extractor(device: str = "cpu") -> FeatureExtractor:
     """pytorch-fid's Inception-v3 (BasicSR's port), weights from the registry; input resized to 299."""
-    try:
-        path = resolve(REGISTRY_NAME)
-    except WeightsError as exc:
-        raise MetricUnavailable(str(exc)) from exc
+    path = metric_weights(REGISTRY_NAME)
     import basicsr.archs.inception as inception
 
     # BasicSR reads LOCAL_FID_WEIGHTS when it exists and downloads otherwise: point it at our verified copy.

@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from mpcnet.checkpoint import CheckpointError, load_checkpoint, state_dict_of
-from mpcnet.metrics import MetricUnavailable
+from mpcnet.metrics import MetricUnavailable, metric_weights
 from mpcnet.metrics.pixel import bgr_to_tensor
-from mpcnet.weights import WeightsError, resolve
 
 REGISTRY_NAME = "arcface"
 
@@ -35,8 +34,8 @@ class IdentitySimilarity:
             raise MetricUnavailable("identity similarity needs the gfpgan package (ResNetArcFace layout)") from exc
         if state_dict is None:
             try:
-                state_dict = state_dict_of(load_checkpoint(resolve(REGISTRY_NAME)))
-            except (WeightsError, CheckpointError) as exc:
+                state_dict = state_dict_of(load_checkpoint(metric_weights(REGISTRY_NAME)))
+            except CheckpointError as exc:
                 raise MetricUnavailable(str(exc)) from exc
         self.net = ResNetArcFace(block="IRBlock", layers=(2, 2, 2, 2), use_se=False)
         self.net.load_state_dict({k.removeprefix("module."): v for k, v in state_dict.items()})

@@ -13,9 +13,8 @@ import numpy as np
 import torch
 
 from mpcnet.checkpoint import CheckpointError, load_checkpoint
-from mpcnet.metrics import MetricUnavailable
+from mpcnet.metrics import MetricUnavailable, metric_weights
 from mpcnet.metrics.pixel import bgr_to_tensor
-from mpcnet.weights import WeightsError, resolve
 
 REGISTRY_NAME = "lpips-alex"
 
@@ -29,10 +28,7 @@ class LPIPS:
         except ImportError as exc:
             raise MetricUnavailable("the 'lpips' package is not installed (pip install lpips)") from exc
         if backbone is None:
-            try:
-                backbone = resolve(REGISTRY_NAME)
-            except WeightsError as exc:
-                raise MetricUnavailable(str(exc)) from exc
+            backbone = metric_weights(REGISTRY_NAME)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

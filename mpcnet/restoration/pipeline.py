@@ -13,7 +13,6 @@ from typing import Callable
 import cv2
 import numpy as np
 from facexlib.utils.face_restoration_helper import get_center_face
-from PIL import Image as PILImage
 
 from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
@@ -155,8 +154,7 @@ class RestorePipeline:
         opts = self.options
         with self.timer("read"):
             image = read_image(source, opts.max_pixels)
-            with PILImage.open(source) as im:
-                single = im.mode in _SINGLE_CHANNEL_MODES
+            single = image.mode in _SINGLE_CHANNEL_MODES
             scale = 65535.0 if image.bit_depth == 16 else 255.0
             pixels = image.bgr.astype(np.float32) / scale
         if opts.aligned:

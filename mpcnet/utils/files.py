@@ -41,6 +41,7 @@ class LoadedImage:
     alpha: np.ndarray | None  # H×W, same dtype, or None
     gray: bool  # the source had one channel (or three equal ones)
     path: Path
+    mode: str | None = None  # the file's own pixel mode as PIL names it ("L", "RGBA", "I;16"…), if PIL reads it
 
     @property
     def bit_depth(self) -> int:
@@ -65,12 +66,14 @@ def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
     raise FileNotFoundError(f"no such file, folder or glob match: {src}")
 
 
-def _exif_orientation(path: Path) -> int:
+def _header(path: Path) -> tuple[tuple[int, int] | None, str | None, int]:
+    """``(size, mode, EXIF orientation)`` from one header read; ``(None, None, 1)`` where PIL cannot
+    read the file."""
     try:
         with PILImage.open(path) as im:
-            return int(im.getexif().get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - no EXIF is the normal case
-        return 1
+            return im.size, im.mode, int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - PIL's errors vary; read_image gives the reason
+        return None, None, 1
 
 
 _ORIENT = {
@@ -111,24 +114,19 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageReadError("not a file")
     if path.stat().st_size == 0:
         raise ImageReadError("empty file (0 bytes)")
-    try:
-        with PILImage.open(path) as im:
-            width, height = im.size
-    except Exception:  # noqa: BLE001 - PIL's errors vary; the reason below is what matters
-        width = height = None
-    if width is not None and width * height > max_pixels:
-        raise ImageReadError(f"{width}×{height} is over the --max-pixels limit of {max_pixels}")
+    size, mode, orient = _header(path)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageReadError(f"{size[0]}×{size[1]} is over the --max-pixels limit of {max_pixels}")
     if _jpeg_truncated(path):
         raise ImageReadError("corrupt or truncated image data")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
-        reason = "not an image or corrupt" if width is None else "corrupt or truncated image data"
+        reason = "not an image or corrupt" if size is None else "corrupt or truncated image data"
         raise ImageReadError(reason)
     if raw.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(f"unsupported sample type {raw.dtype}")
     if raw.shape[0] < 2 or raw.shape[1] < 2:
         raise ImageReadError(f"too small ({raw.shape[1]}×{raw.shape[0]})")
-    orient = _exif_orientation(path)
     if orient in _ORIENT:
         raw = _ORIENT[orient](raw)
     alpha = None
@@ -139,7 +137,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         gray = is_gray(bgr)
     else:
         bgr, gray = raw[..., :3], is_gray(raw)
-    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path)
+    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode)
 
 
 def is_gray(bgr: np.ndarray) -> bool:

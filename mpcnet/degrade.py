@@ -101,8 +101,7 @@ def describe_preset(name: str) -> str:
 
 def load_hq(path: Path, size: int) -> np.ndarray:
     """An input face as float32 BGR in [0, 1], resized to size×size (0 keeps its size; alpha dropped)."""
-    img = read_image(path)
-    x = img.bgr.astype(np.float32) / (65535.0 if img.bit_depth == 16 else 255.0)
+    x = read_image(path).float_bgr()
     h, w = x.shape[:2]
     if size and (h, w) != (size, size):
         if h != w:

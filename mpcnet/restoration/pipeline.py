@@ -155,8 +155,7 @@ class RestorePipeline:
         with self.timer("read"):
             image = read_image(source, opts.max_pixels)
             single = image.mode in _SINGLE_CHANNEL_MODES
-            scale = 65535.0 if image.bit_depth == 16 else 255.0
-            pixels = image.bgr.astype(np.float32) / scale
+            pixels = image.float_bgr()
         if opts.aligned:
             with self.timer("align"):
                 crop = cv2.resize(pixels, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA
@@ -245,8 +244,7 @@ class RestorePipeline:
     @staticmethod
     def _to_dtype(photo: _Photo, bgr: np.ndarray) -> np.ndarray:
         """float32 [0, 1] → the input's sample type, colour as is (face crops, comparisons)."""
-        maxval = 65535 if photo.image.bit_depth == 16 else 255
-        return np.rint(bgr * maxval).astype(photo.image.bgr.dtype)
+        return np.rint(bgr * photo.image.max_value).astype(photo.image.bgr.dtype)
 
     # -- the batch loop -------------------------------------------------------------------------
     def _run_network(self, queue: deque) -> None:

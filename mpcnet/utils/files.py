@@ -47,6 +47,15 @@ class LoadedImage:
     def bit_depth(self) -> int:
         return 16 if self.bgr.dtype == np.uint16 else 8
 
+    @property
+    def max_value(self) -> int:
+        """The largest sample value of its bit depth (255 or 65535)."""
+        return int(np.iinfo(self.bgr.dtype).max)
+
+    def float_bgr(self) -> np.ndarray:
+        """The colour as float32 BGR in [0, 1], whatever the bit depth."""
+        return self.bgr.astype(np.float32) / self.max_value
+
 
 def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
     """Resolve a file, a folder (recursive, sorted) or a glob to ``(root, files)``.

@@ -22,7 +22,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 
 def init_dist(backend: str | None = None) -> None:
-    """Join the process group started by ``torchrun`` (env:// rendezvous): NCCL on GPUs, gloo on CPU."""
+    """Join the process group started by ``torchrun`` (env:// rendezvous): NCCL on GPUs, gloo on CPU.
+
+    Joins once: later stages of a multi-stage ``mpcnet train`` reuse the group."""
+    if dist.is_initialized():
+        return
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     dist.init_process_group(backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"))

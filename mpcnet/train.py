@@ -76,6 +76,21 @@ def latest_state(opt: dict) -> Path | None:
     return states[-1] if states else None
 
 
+def run_logger(opt: dict, log_file: Path) -> logging.Logger:
+    """BasicSR's root logger, writing to this run's own file (BasicSR sets its file up once per process,
+    so a later stage of a multi-stage ``mpcnet train`` would otherwise log into the first one's)."""
+    logger = get_root_logger(logger_name="basicsr", log_level=logging.INFO)
+    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        logger.removeHandler(old)
+        old.close()
+    if opt["rank"] == 0:
+        logger.setLevel(logging.INFO)
+        handler = logging.FileHandler(log_file, "w")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
 def make_tb_logger(opt: dict):
     """Tensorboard logger when asked for and installed, else None."""
     if not opt["logger"]["use_tb_logger"] or opt["rank"] != 0:
@@ -123,8 +138,7 @@ def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "
             Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
     if opt["dist"]:
         torch.distributed.barrier()
-    log_file = exp_root / f"train_{opt['name']}_{get_time_str()}.log"
-    logger = get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
+    logger = run_logger(opt, exp_root / f"train_{opt['name']}_{get_time_str()}.log")
     logger.info(get_env_info())
     logger.info(dict2str(opt))
     tb_logger = make_tb_logger(opt)

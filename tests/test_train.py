@@ -185,6 +185,14 @@ def test_ddp_gloo_two_processes(faces64, tmp_path):
     log = next((tmp_path / "ddp" / "ddp").glob("train_ddp_*.log")).read_text()
     assert "world_size: 2" in log and "End of training: 2 iterations" in log
     build_network(load_checkpoint(tmp_path / "ddp" / "ddp" / "models" / "net_g_latest.pth"))
+    # two stages in one command under torchrun: the process group is joined once and reused
+    opt2 = mpcnet_options(faces64, tmp_path / "ddp", "ddp2", total_iter=2)
+    opt2["datasets"]["train"]["batch_size_per_gpu"] = 2
+    res = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29518", "-m", "mpcnet_cli.main",
+                          "train", "-opt", str(path), "-opt", str(write(opt2, tmp_path / "ddp2.yml")),
+                          "--launcher", "pytorch"], cwd=REPO, env=env, capture_output=True, text=True, timeout=200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "End of training: 2 iterations" in next((tmp_path / "ddp" / "ddp2").glob("train_ddp2_*.log")).read_text()
 
 
 def test_one_command_runs_several_stages_in_order(faces64, tmp_path):
@@ -197,6 +205,9 @@ def test_one_command_runs_several_stages_in_order(faces64, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summaries = yaml.safe_load(res.stdout)
     assert [s["name"] for s in summaries] == ["first", "second"] and all(s["iter"] == 2 for s in summaries)
+    for name in ("first", "second"):  # each stage logs into its own file
+        log = next((tmp_path / name).glob(f"train_{name}_*.log")).read_text()
+        assert f"name: {name}" in log and "End of training: 2 iterations" in log
 
 
 def test_amp_bf16_path_on_cpu(faces64, tmp_path):

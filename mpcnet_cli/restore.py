@@ -40,7 +40,8 @@ def restore(
     only_center_face: bool = typer.Option(False, "--only-center-face", help="Restore only the face nearest "
                                           "the centre."),
     bg_upsampler: str = typer.Option("lanczos", help=f"Background upscaling: {'|'.join(BG_UPSAMPLER_NAMES)} "
-                                     "(none needs --upscale 1)."),
+                                     "(none needs --upscale 1; realesrgan needs the realesrgan package and "
+                                     "'mpcnet weights fetch realesrgan-x2plus')."),
     ext: str = typer.Option("auto", help="Output format: auto (as the input), png or jpg."),
     suffix: str = typer.Option("", help="Appended to output names: NAME_SUFFIX.ext."),
     save_faces: bool = typer.Option(False, "--save-faces", help="Also write the aligned input and restored "
@@ -65,6 +66,7 @@ def restore(
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
     from mpcnet.checkpoint import CheckpointError
     from mpcnet.restoration.detectors import default_detector, make_detector
+    from mpcnet.restoration.background import BackgroundUpsamplerError
     from mpcnet.restoration.paste import load_parsenet
     from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
     from mpcnet.restoration.restorer import FaceRestorer
@@ -93,10 +95,14 @@ def restore(
     mask = "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse"
     setup = {"weights": restorer.name, "network_size": restorer.size, "device": device, "amp": amp,
              "detector": face_detector.name if face_detector else "none (--aligned)",
-             "mask": "none (--aligned)" if aligned else mask}
+             "mask": "none (--aligned)" if aligned else mask,
+             "background": "none (--aligned)" if aligned else bg_upsampler}
+    try:
+        pipeline = RestorePipeline(restorer, face_detector, options, parsenet)
+    except BackgroundUpsamplerError as e:
+        fail(str(e))
     if not quiet:
         console.print("restore: " + ", ".join(f"{k} {v}" for k, v in setup.items()))
-    pipeline = RestorePipeline(restorer, face_detector, options, parsenet)
     show = not quiet and console.is_terminal
     with Progress(TextColumn("restore"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.2f} faces/s"), TimeElapsedColumn(),

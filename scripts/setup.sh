@@ -5,8 +5,9 @@
 #  * basicsr 1.4.2 breaks on torchvision >= 0.17: we use basicsr-fixed (same code, import fixed),
 #    built with --no-build-isolation (an isolated build would download a whole torch stack).
 #  * opencv-python is pinned to 4.14 (5.0 has no Haar cascades; FaceDetectorYN works in both).
-#  * facenet-pytorch (MTCNN, weights inside its wheel) and gfpgan (test-only peer) pin old
-#    torch versions but work with 2.14.1: installed with --no-deps.
+#  * facenet-pytorch (MTCNN, weights inside its wheel), gfpgan (test-only peer) and realesrgan
+#    (optional background upsampler, tested) pin old torch versions or pull opencv/basicsr
+#    duplicates, but work as installed here: installed with --no-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -22,7 +23,7 @@ pip install -q --no-build-isolation basicsr-fixed==1.4.2
 pip install -q --no-deps facenet-pytorch==2.6.0
 if [ "$EXTRAS" = test ]; then
   pip install -q -r requirements-test.txt
-  pip install -q --no-deps gfpgan==1.3.8
+  pip install -q --no-deps gfpgan==1.3.8 realesrgan==0.3.0
 fi
 pip install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/mpcnet" --version

@@ -73,7 +73,7 @@ def test_mixed_folder_report_exit_code_and_resume(mixed_folder, tmp_path, tiny_w
     assert rows["00.jpg"]["faces"] == 4 and rows["trip/rgba.png"]["faces"] == 2 and rows["trip/gray.png"]["faces"] == 1
     assert (report["failed"], report["restored"], report["faces"]) == (4, 3, 7)
     assert report["detector"] == "yunet" and report["network_size"] == 64
-    assert all(report["stage_seconds"][s] > 0 for s in ("read", "detect", "align", "network", "paste", "write"))
+    assert all(report["stage_seconds"][s] > 0 for s in ("read", "detect", "align", "network", "background", "paste", "write"))
     for name in ("empty.jpg", "readme.jpg", "cut.jpg", "dot.png"):
         assert f"{name}: " in result.stderr  # one line per bad file
     assert tree_hashes(mixed_folder) == before  # the input folder is byte-for-byte unchanged

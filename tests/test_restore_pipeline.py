@@ -74,7 +74,7 @@ def test_faces_pasted_where_people_are_and_rgba_kept(yunet, tmp_path):
         assert diff[cy - 4:cy + 4, cx - 4:cx + 4].mean() > 40  # the (negated) face is there
     assert diff[-60:, :].max() <= 1 and diff[:, :40].max() <= 1  # far from faces: untouched
     assert set(summary.timer.seconds) == set(STAGES)
-    assert all(summary.timer.seconds[s] > 0 for s in ("read", "detect", "align", "network", "paste", "write"))
+    assert all(summary.timer.seconds[s] > 0 for s in ("read", "detect", "align", "network", "background", "paste", "write"))
 
 
 def test_aligned_gray_faces_stay_gray(tmp_path):

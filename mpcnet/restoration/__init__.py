@@ -5,6 +5,6 @@ The names below are what the CLI needs to build its options; they live here, fre
 """
 
 DETECTORS = ("retinaface", "mtcnn", "yunet")
-BG_UPSAMPLER_NAMES = ("lanczos", "bicubic", "none")
+BG_UPSAMPLER_NAMES = ("lanczos", "bicubic", "realesrgan", "none")
 # The project's own small checkpoint (trained in issue 8), used when no --weights is given.
 DEFAULT_WEIGHTS = "mpcnet-tiny"

@@ -16,13 +16,13 @@ from facexlib.utils.face_restoration_helper import get_center_face
 
 from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
+from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, check_output_location, read_image, write_image
 
-BG_UPSAMPLERS = dict(zip(BG_UPSAMPLER_NAMES, (cv2.INTER_LANCZOS4, cv2.INTER_CUBIC, None)))
-STAGES = ("read", "detect", "align", "network", "paste", "write")
+STAGES = ("read", "detect", "align", "network", "background", "paste", "write")
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
 
 
@@ -44,8 +44,9 @@ class RestoreOptions:
     def __post_init__(self):
         if self.upscale < 1:
             raise ValueError("--upscale must be 1 or more")
-        if self.bg_upsampler not in BG_UPSAMPLERS:
-            raise ValueError(f"unknown --bg-upsampler '{self.bg_upsampler}'; choose from {', '.join(BG_UPSAMPLERS)}")
+        if self.bg_upsampler not in BG_UPSAMPLER_NAMES:
+            raise ValueError(f"unknown --bg-upsampler '{self.bg_upsampler}'; "
+                             f"choose from {', '.join(BG_UPSAMPLER_NAMES)}")
         if self.bg_upsampler == "none" and self.upscale != 1:
             raise ValueError("--bg-upsampler none keeps the photo's size: use it with --upscale 1")
         if self.ext not in ("auto", "png", "jpg"):
@@ -131,7 +132,10 @@ class _Photo:
 
 
 class RestorePipeline:
-    """Restores whole photos (or aligned faces) with a :class:`FaceRestorer` and a detector."""
+    """Restores whole photos (or aligned faces) with a :class:`FaceRestorer` and a detector.
+
+    Building it builds the background upsampler, which raises :class:`BackgroundUpsamplerError`
+    when Real-ESRGAN is asked for but its package or weights are missing."""
 
     def __init__(self, restorer: FaceRestorer, detector=None, options: RestoreOptions | None = None,
                  parsenet=None):
@@ -141,6 +145,8 @@ class RestorePipeline:
             raise ValueError("a face detector is needed unless the inputs are aligned faces")
         self.timer = StageTimer()
         self._ellipse = ellipse_mask(FACE_SIZE)
+        self._background = None if self.options.aligned else make_background_upsampler(
+            self.options.bg_upsampler, str(restorer.device), half=restorer.amp and restorer.device.type == "cuda")
 
     # -- naming -------------------------------------------------------------------------------
     def output_path(self, source: Path, root: Path, out_dir: Path, folder: str = "restored_imgs") -> Path:
@@ -181,13 +187,14 @@ class RestorePipeline:
         opts = self.options
         h, w = photo.pixels.shape[:2]
         size = (w * opts.upscale, h * opts.upscale)
-        with self.timer("paste"):
-            if opts.aligned:
+        if opts.aligned:
+            with self.timer("paste"):
                 return cv2.resize(photo.restored[0], size, interpolation=cv2.INTER_AREA
                                   if size[0] < FACE_SIZE else cv2.INTER_CUBIC).clip(0, 1)
-            flag = BG_UPSAMPLERS[opts.bg_upsampler]
-            canvas = photo.pixels.copy() if flag is None or opts.upscale == 1 else \
-                cv2.resize(photo.pixels, size, interpolation=flag).clip(0, 1)
+        with self.timer("background"):
+            canvas = photo.pixels.copy() if self._background is None or opts.upscale == 1 else \
+                self._background(photo.pixels, size)
+        with self.timer("paste"):
             for face, mask, affine in zip(photo.restored, self._masks(photo.restored), photo.affines):
                 paste_face(canvas, face, mask, inverse_affine(affine, opts.upscale))
             return canvas.clip(0, 1)

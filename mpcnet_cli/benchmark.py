@@ -49,12 +49,16 @@ def net(
     dtype: str = typer.Option("fp32", "--dtype", help="Comma-separated precisions: fp32, bf16, fp16 "
                               "(autocast; fp16 on CUDA only)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
+    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="MPCNet's convolutions "
+                                       "in channels-last memory, as restore runs them (the peer always runs NCHW, "
+                                       "as GFPGAN does)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile both networks (compile time shows "
                                  "in the first-call column)."),
     narrow: float = typer.Option(1.0, "--narrow", help="Channel width factor (both networks)."),
-    channel_multiplier: int = typer.Option(2, "--channel-multiplier", help="StyleGAN2 channel multiplier "
-                                           "(both networks)."),
+    channel_multiplier: int = typer.Option(1, "--channel-multiplier", help="MPCNet's StyleGAN2 channel "
+                                           "multiplier (1: the public FFHQ-512 prior's layout)."),
+    peer_channel_multiplier: int = typer.Option(2, "--peer-channel-multiplier", help="The peer's channel "
+                                                "multiplier (2: GFPGAN v1.3/v1.4 as released)."),
     num_style_feat: int = typer.Option(512, "--num-style-feat", help="Style/latent width (both networks)."),
     arch: List[str] = typer.Option([], "--arch", help="Extra MPCNet constructor option KEY=VALUE "
                                    "(repeatable), e.g. --arch parse_max_ch=32."),
@@ -71,7 +75,8 @@ def net(
     from mpcnet.bench.network import BenchError, NetConfig, markdown, run_network_benchmark
 
     cfg = NetConfig(size=size, narrow=narrow, channel_multiplier=channel_multiplier,
-                    num_style_feat=num_style_feat, mpcnet_kwargs=_arch_options(arch))
+                    num_style_feat=num_style_feat, mpcnet_kwargs=_arch_options(arch),
+                    peer_channel_multiplier=peer_channel_multiplier)
     models = ["mpcnet"] + ([against] if against else [])
     try:
         with console.status("timing…"):

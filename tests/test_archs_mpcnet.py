@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,3 +193,23 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
         MPCNet(out_size=64, **(SMALL | dict(channel_multiplier=2)), gan_prior_path=str(tmp_path / "gan.pth"))
     with pytest.raises(ValueError, match="use_gan_prior=False"):
         MPCNet(out_size=64, use_gan_prior=False, gan_prior_path=str(tmp_path / "gan.pth"), **SMALL)
+
+
+@pytest.mark.parametrize("stage3", ["train_mpcnet_512.yml", "ablation/mpcnet_512_no_adain.yml",
+                                    "ablation/mpcnet_512_no_gan_prior.yml", "ablation/mpcnet_512_no_sft.yml"])
+def test_stage1_parser_fits_the_stage3_networks(stage3):
+    """The parser the 512 stage-1 option file trains loads, strictly, into every stage-3 network that uses one."""
+    import yaml
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    options = Path(__file__).resolve().parents[1] / "options"
+
+    def build(name):
+        opt = dict(yaml.safe_load((options / name).read_text())["network_g"])
+        opt.pop("gan_prior_path", None), opt.pop("parse_prior_path", None)
+        with torch.device("meta"):
+            return ARCH_REGISTRY.get(opt.pop("type"))(**opt)
+
+    parser, net = build("train_parsenet_512.yml"), build(stage3)
+    assert {k: v.shape for k, v in parser.state_dict().items()} == \
+        {k: v.shape for k, v in net.parsenet.state_dict().items()}

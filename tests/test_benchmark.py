@@ -28,6 +28,8 @@ def test_net_against_gfpgan_emits_json_with_ratios_and_memory(tmp_path):
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert {"device", "config", "timings", "ratios", "skipped", "memory_kind"} <= set(data)
+    # each network as released (GFPGAN v1.3/1.4: multiplier 2), ours channels-last as restore runs it
+    assert data["config"]["peer_channel_multiplier"] == 2 and data["channels_last"]
     assert [(t["model"], t["batch"]) for t in data["timings"]] == [("mpcnet", 1), ("gfpgan", 1)]
     for t in data["timings"]:
         assert t["dtype"] == "fp32" and t["iters"] == 2

@@ -1,7 +1,10 @@
 """Network throughput, latency and peak memory of MPCNet against GFPGANv1Clean, measured in one run.
 
-Both networks get random weights and the same input size, width (``narrow``) and channel
-multiplier. After warm-up, timed calls alternate between the networks (ours, peer, peer, ours, …)
+Both networks get random weights and the same input size and width (``narrow``); each has its own
+channel multiplier, by default as released (MPCNet 1: the public FFHQ-512 prior's layout; GFPGAN
+v1.3/v1.4: 2). With ``channels_last`` MPCNet runs as ``restore`` runs it (:func:`channels_last_convs`);
+GFPGANv1Clean always runs NCHW, as GFPGAN runs it (its ``.view`` of the 4×4 features fails on
+channels-last). After warm-up, timed calls alternate between the networks (ours, peer, peer, ours, …)
 so that drifts in machine load hit both alike. Peak memory: on CUDA ``max_memory_allocated`` during
 one forward minus what was allocated before it; on CPU the peak resident set (Linux VmHWM, reset
 before the call) during one forward minus the resident set before it, measured in a fresh process
@@ -20,6 +23,7 @@ import torch
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PEERS = ("gfpgan",)
+OURS = "mpcnet"
 
 
 class BenchError(Exception):
@@ -30,9 +34,10 @@ class BenchError(Exception):
 class NetConfig:
     size: int = 512
     narrow: float = 1.0
-    channel_multiplier: int = 2
+    channel_multiplier: int = 1  # MPCNet's (the public FFHQ-512 prior's layout)
     num_style_feat: int = 512
     mpcnet_kwargs: tuple = ()  # extra MPCNet constructor options as (key, value) pairs
+    peer_channel_multiplier: int = 2  # GFPGAN v1.3/v1.4 as released
 
 
 def build(model: str, cfg: NetConfig) -> torch.nn.Module:
@@ -52,7 +57,7 @@ def build(model: str, cfg: NetConfig) -> torch.nn.Module:
                              "pip install -r requirements-test.txt)") from exc
         # GFPGAN v1.3/1.4's inference configuration, at our size and width
         return GFPGANv1Clean(out_size=cfg.size, num_style_feat=cfg.num_style_feat,
-                             channel_multiplier=cfg.channel_multiplier, decoder_load_path=None, fix_decoder=False,
+                             channel_multiplier=cfg.peer_channel_multiplier, decoder_load_path=None, fix_decoder=False,
                              num_mlp=8, input_is_latent=True, different_w=True, narrow=cfg.narrow, sft_half=True)
     raise BenchError(f"unknown network '{model}'; peers: {', '.join(PEERS)}")
 
@@ -112,7 +117,9 @@ def _cpu_peak_rss_mb(model: str, cfg: NetConfig, batch: int, dtype: str, channel
     The peak is Linux's VmHWM, reset just before the forward (``/proc/self/clear_refs``), so that
     building the network does not mask it.
     """
-    net, x = _prepare(model, cfg, batch, "cpu", channels_last)
+    torch.manual_seed(0)
+    net = place(model, build(model, cfg), "cpu", channels_last)
+    x = _input(cfg, batch, "cpu", channels_last and model == OURS)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     before = _status_kib("VmRSS")
@@ -121,17 +128,12 @@ def _cpu_peak_rss_mb(model: str, cfg: NetConfig, batch: int, dtype: str, channel
     return (_status_kib("VmHWM") - before) / 1024
 
 
-def place(net: torch.nn.Module, device: str, channels_last: bool) -> torch.nn.Module:
-    """``net`` in eval mode on ``device``; with ``channels_last``, every 4-D weight (convolutions) in NHWC.
+def place(model: str, net: torch.nn.Module, device: str, channels_last: bool) -> torch.nn.Module:
+    """``net`` in eval mode on ``device``; ours with ``channels_last`` as ``restore`` places it."""
+    from mpcnet.restoration.restorer import channels_last_convs
 
-    ``Module.to(memory_format=...)`` cannot be used: StyleGAN2's modulated-conv weights are 5-D.
-    """
     net = net.eval().to(device)
-    if channels_last:
-        for p in net.parameters():
-            if p.dim() == 4:
-                p.data = p.data.contiguous(memory_format=torch.channels_last)
-    return net
+    return channels_last_convs(net) if channels_last and model == OURS else net
 
 
 def _input(cfg: NetConfig, batch: int, device: str, channels_last: bool) -> torch.Tensor:
@@ -140,14 +142,9 @@ def _input(cfg: NetConfig, batch: int, device: str, channels_last: bool) -> torc
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _prepare(model: str, cfg: NetConfig, batch: int, device: str, channels_last: bool):
-    torch.manual_seed(0)
-    return place(build(model, cfg), device, channels_last), _input(cfg, batch, device, channels_last)
-
-
 @torch.inference_mode()
 def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[int], dtypes: list[str],
-                          device: str = "cpu", channels_last: bool = False, compile: bool = False,
+                          device: str = "cpu", channels_last: bool = True, compile: bool = False,
                           iters: int = 10, warmup: int = 2, memory: bool = True) -> dict:
     """Timings of every model × batch size × dtype, interleaved, plus ratios ours/peer."""
     if iters < 1 or warmup < 0:
@@ -157,7 +154,7 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
     built = {m: build(m, cfg) for m in models}  # fail early (e.g. gfpgan missing) before timing anything
     nets = {}
     for m, net in built.items():
-        net = place(net, device, channels_last)
+        net = place(m, net, device, channels_last)
         nets[m] = (torch.compile(net) if compile else net,
                    sum(p.numel() for p in net.parameters()) / 1e6)
     timings, skipped = [], []
@@ -167,10 +164,10 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
             skipped.append({"dtype": dtype, "reason": reason})
             continue
         for batch in batch_sizes:
-            x = _input(cfg, batch, device, channels_last)
-            timings += _time_interleaved(nets, x, dtype, device, iters, warmup)
+            xs = {m: _input(cfg, batch, device, channels_last and m == OURS) for m in nets}
+            timings += _time_interleaved(nets, xs, dtype, device, iters, warmup)
             if memory:
-                _attach_memory(timings[-len(nets):], cfg, batch, dtype, device, channels_last, nets, x)
+                _attach_memory(timings[-len(nets):], cfg, batch, dtype, device, channels_last, nets, xs)
     return {
         "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "config": asdict(cfg), "channels_last": channels_last, "compile": compile, "iters": iters,
@@ -179,14 +176,14 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
     }
 
 
-def _time_interleaved(nets: dict, x: torch.Tensor, dtype: str, device: str, iters: int, warmup: int) -> list[Timing]:
+def _time_interleaved(nets: dict, xs: dict, dtype: str, device: str, iters: int, warmup: int) -> list[Timing]:
     first = {}
     for name, (net, _) in nets.items():
         for i in range(max(warmup, 1)):
             _sync(device)
             start = time.perf_counter()
             with torch.inference_mode(), _autocast(device, dtype):
-                _forward(net, x)
+                _forward(net, xs[name])
             _sync(device)
             if i == 0:
                 first[name] = (time.perf_counter() - start) * 1e3
@@ -197,14 +194,15 @@ def _time_interleaved(nets: dict, x: torch.Tensor, dtype: str, device: str, iter
             _sync(device)
             start = time.perf_counter()
             with torch.inference_mode(), _autocast(device, dtype):
-                _forward(nets[name][0], x)
+                _forward(nets[name][0], xs[name])
             _sync(device)
             samples[name].append((time.perf_counter() - start) * 1e3)
     out = []
     for name, ms in samples.items():
         ms_arr = np.array(ms)
-        out.append(Timing(name, x.shape[0], dtype, float(np.percentile(ms_arr, 50)), float(np.percentile(ms_arr, 95)),
-                          float(ms_arr.mean()), float(x.shape[0] * 1e3 / ms_arr.mean()), first[name],
+        batch = xs[name].shape[0]
+        out.append(Timing(name, batch, dtype, float(np.percentile(ms_arr, 50)), float(np.percentile(ms_arr, 95)),
+                          float(ms_arr.mean()), float(batch * 1e3 / ms_arr.mean()), first[name],
                           round(nets[name][1], 3), None, iters))
     return out
 
@@ -217,14 +215,14 @@ def _memory_kind(device: str) -> str:
 
 
 def _attach_memory(rows: list[Timing], cfg: NetConfig, batch: int, dtype: str, device: str,
-                   channels_last: bool, nets: dict, x: torch.Tensor) -> None:
+                   channels_last: bool, nets: dict, xs: dict) -> None:
     for row in rows:
         if device.startswith("cuda"):
             _sync(device)
             base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
             with torch.inference_mode(), _autocast(device, dtype):
-                _forward(nets[row.model][0], x)
+                _forward(nets[row.model][0], xs[row.model])
             _sync(device)
             row.peak_mem_mb = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
         elif not os.path.exists("/proc/self/clear_refs"):  # not Linux: no resettable peak RSS
@@ -260,9 +258,9 @@ def markdown(result: dict) -> str:
     """A Markdown table of the timings and the ratios."""
     cfg = result["config"]
     lines = [f"Device {result['device']} ({result['threads']} threads), torch {result['torch']}, size {cfg['size']}, "
-             f"narrow {cfg['narrow']}, channel multiplier {cfg['channel_multiplier']}, channels_last "
-             f"{result['channels_last']}, compile {result['compile']}, {result['iters']} timed iterations after "
-             f"{result['warmup']} warm-up.", "",
+             f"narrow {cfg['narrow']}, channel multiplier {cfg['channel_multiplier']} (peer "
+             f"{cfg['peer_channel_multiplier']}), channels_last {result['channels_last']} (ours; the peer runs NCHW), "
+             f"compile {result['compile']}, {result['iters']} timed iterations after {result['warmup']} warm-up.", "",
              "| network | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | peak MiB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for t in result["timings"]:

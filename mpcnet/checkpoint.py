@@ -48,6 +48,14 @@ def state_dict_of(ckpt: dict) -> dict:
     raise CheckpointError(f"no network weights in checkpoint (keys: {sorted(ckpt)[:8]})")
 
 
+def load_error_detail(exc: Exception) -> str:
+    """The first informative line of a ``load_state_dict``/constructor error (PyTorch's first line
+    is only "Error(s) in loading state_dict for …:")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else (lines or [""])[0]
+    return detail[:300]
+
+
 def build_network(ckpt: dict) -> torch.nn.Module:
     """Rebuild the registered architecture recorded in ``ckpt['arch']`` and load its weights."""
     from basicsr.utils.registry import ARCH_REGISTRY

@@ -89,10 +89,11 @@ def restore(
         restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
         detector = None if aligned else detector or default_detector()
         face_detector = None if aligned else make_detector(detector, device)
-        parsenet = None if aligned else load_parsenet(device)
+        parsenet = None if aligned or restorer.parses else load_parsenet(device)
     except (WeightsError, CheckpointError) as e:
         fail(str(e))
-    mask = "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse"
+    mask = ("face parsing (the network's parsing prior)" if restorer.parses else
+            "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse")
     setup = {"weights": restorer.name, "network_size": restorer.size, "device": device, "amp": amp,
              "detector": face_detector.name if face_detector else "none (--aligned)",
              "mask": "none (--aligned)" if aligned else mask,

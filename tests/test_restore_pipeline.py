@@ -230,32 +230,57 @@ def test_parse_mask_keeps_hair_neck_and_background_out():
     assert ellipse[285, 256] > 0.99 and ellipse[5, 5] < 1e-3 and ellipse[300, 470] < 0.05
 
 
+def square_logits(x):
+    """19-class logits: class 1 ('skin' in both facexlib's and MPCNet's order) in the square
+    [200, 440)² of a 512 crop (scaled to the input's size), background elsewhere."""
+    size = x.shape[-1]
+    lo, hi = 200 * size // 512, 440 * size // 512
+    logits = torch.zeros(x.shape[0], 19, size, size)
+    logits[:, 0] = 1
+    logits[:, 1, lo:hi, lo:hi] = 2
+    return logits
+
+
 class SquareParser(torch.nn.Module):
-    """Stand-in ParseNet: 'skin' (class 1) in the square [200, 440)² of the 512 crop, background elsewhere."""
+    """Stand-in facexlib ParseNet (returns (logits, image))."""
 
     def forward(self, x):
-        logits = torch.zeros(x.shape[0], 19, 512, 512)
-        logits[:, 0] = 1
-        logits[:, 1, 200:440, 200:440] = 2
-        return logits, x
+        return square_logits(x), x
 
 
-def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path):
+class NegativeWithParsingPrior(Negative):
+    """Stand-in MPCNet with a parsing prior: ``forward(x, return_parse=True)`` gives its parsing too."""
+
+    def __init__(self):
+        super().__init__()
+        self.parsenet = torch.nn.Identity()  # what FaceRestorer looks for
+
+    def forward(self, x, return_parse=False):
+        return (-x, square_logits(x)) if return_parse else -x
+
+
+class NeverRun(torch.nn.Module):
+    def forward(self, x):
+        raise AssertionError("the separate ParseNet ran although the network parses")
+
+
+@pytest.mark.parametrize("mask", ["ellipse", "parsenet", "network's parsing prior"])
+def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path, mask):
     bgr = cv2.imread(str(WHOLE / "03.jpg"))
     face = detect_faces(yunet, bgr)[0]
     _, affine = align_face(bgr.astype(np.float32) / 255, face.landmarks)
     to_photo = cv2.invertAffineTransform(affine)
     inside = np.rint(to_photo @ [320, 320, 1]).astype(int)  # in the parser's square
     forehead = np.rint(to_photo @ [256, 130, 1]).astype(int)  # in the ellipse, outside the square
-    outs = {}
-    for name, parser in (("ellipse", None), ("parsing", SquareParser())):
-        p = RestorePipeline(FaceRestorer(Negative(), size=64), yunet, RestoreOptions(upscale=1), parser)
-        outs[name] = cv2.imread(p.run([WHOLE / "03.jpg"], WHOLE, tmp_path / name).results[0].output).astype(int)
+    net, parser = {"ellipse": (Negative(), None), "parsenet": (Negative(), SquareParser()),
+                   "network's parsing prior": (NegativeWithParsingPrior(), NeverRun())}[mask]
+    p = RestorePipeline(FaceRestorer(net, size=64), yunet, RestoreOptions(upscale=1), parser)
+    out = cv2.imread(p.run([WHOLE / "03.jpg"], WHOLE, tmp_path).results[0].output).astype(int)
 
-    def changed(img, xy):
-        return np.abs(img[xy[1], xy[0]] - bgr[xy[1], xy[0]]).mean()
-    assert changed(outs["ellipse"], inside) > 30 and changed(outs["parsing"], inside) > 30
-    assert changed(outs["ellipse"], forehead) > 30 and changed(outs["parsing"], forehead) < 8
+    def changed(xy):
+        return np.abs(out[xy[1], xy[0]] - bgr[xy[1], xy[0]]).mean()
+    assert changed(inside) > 30
+    assert changed(forehead) > 30 if mask == "ellipse" else changed(forehead) < 8
 
 
 def test_the_pipeline_itself_refuses_to_write_into_the_input_folder(yunet, tmp_path):
@@ -264,3 +289,30 @@ def test_the_pipeline_itself_refuses_to_write_into_the_input_folder(yunet, tmp_p
     with pytest.raises(UnsafeOutputError):
         pipeline(yunet).run([tmp_path / "a.jpg"], tmp_path, tmp_path / "out")
     assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("parse", [True, False])
+def test_mpcnet_hands_its_parsing_to_the_paste_step(aligned_faces, parse):
+    """One forward pass gives the restored face and, with a parsing prior, the prior's class map."""
+    from mpcnet.archs.mpcnet_arch import MPCNet
+
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32,
+                 parse_res_depth=2, use_parse_prior=parse, use_sft=parse).eval()
+    crops = [cv2.imread(str(p)).astype(np.float32) / 255 for p in aligned_faces[:3]]
+    restorer = FaceRestorer(net, size=64, batch_size=2)
+    results = restorer(crops)
+    assert restorer.parses == parse and len(results) == 3
+    small = cv2.resize(crops[2], (64, 64), interpolation=cv2.INTER_AREA)
+    with torch.inference_mode():
+        image, logits = net(torch.from_numpy(small[..., ::-1].copy()).permute(2, 0, 1)[None] * 2 - 1,
+                            return_parse=True)
+    face, labels = results[2]
+    expected = ((image[0].clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()[..., ::-1]
+    assert face.shape == (512, 512, 3)
+    assert np.abs(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA) - expected).mean() < 0.02
+    if parse:
+        assert labels.shape == (512, 512) and labels.dtype == np.uint8
+        assert (labels[4::8, 4::8] == logits[0].argmax(dim=0).numpy()).all()
+    else:
+        assert labels is None

@@ -26,7 +26,7 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
         root, files = list_images(source)
         restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
         detector = None if aligned else make_detector(None, device)
-        parsenet = None if aligned else load_parsenet(device)
+        parsenet = None if aligned or restorer.parses else load_parsenet(device)
     except (WeightsError, CheckpointError, FileNotFoundError, ValueError) as exc:
         raise BenchError(str(exc)) from exc
     if not files:

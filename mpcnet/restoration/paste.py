@@ -7,11 +7,25 @@ import numpy as np
 import torch
 from basicsr.utils import img2tensor
 
+from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS
 from mpcnet.restoration.align import FACE_SIZE
 
-# CelebAMask-HQ classes pasted: skin, brows, eyes, glasses, ears, earrings, nose, mouth, lips
-# (not background 0, neck 14, neck-lace 16, cloth 17, hair 18 — those stay from the photo).
-PARSE_FACE_CLASSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)
+# CelebAMask-HQ parts pasted back, as GFPGAN's helper does; background, neck, cloth, hair and hat
+# stay from the photo.
+PASTED_PARTS = ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r", "nose", "mouth",
+                "u_lip", "l_lip", "neck_l")
+# facexlib's (PSFRGAN's) ParseNet class order; MPCNet's parsing prior uses the dataset's (CELEBAMASK_PARTS)
+FACEXLIB_PARTS = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
+                  "nose", "mouth", "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat")
+
+
+def pasted_classes(parts: tuple) -> tuple[int, ...]:
+    """Indices of :data:`PASTED_PARTS` in a parser's class order."""
+    return tuple(i for i, part in enumerate(parts) if part in PASTED_PARTS)
+
+
+PARSE_FACE_CLASSES = pasted_classes(FACEXLIB_PARTS)  # facexlib's ParseNet
+MPCNET_FACE_CLASSES = pasted_classes(("background", *CELEBAMASK_PARTS))  # MPCNet's parsing prior
 
 
 def ellipse_mask(size: int = FACE_SIZE) -> np.ndarray:
@@ -23,10 +37,10 @@ def ellipse_mask(size: int = FACE_SIZE) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma)
 
 
-def parse_mask(labels: np.ndarray) -> np.ndarray:
+def parse_mask(labels: np.ndarray, face_classes: tuple = PARSE_FACE_CLASSES) -> np.ndarray:
     """Soft mask of the face classes in a parsing map (H×W class indices), feathered and kept off
     the crop border."""
-    mask = np.isin(labels, PARSE_FACE_CLASSES).astype(np.float32)
+    mask = np.isin(labels, face_classes).astype(np.float32)
     size = labels.shape[0]
     sigma = 11 * size / FACE_SIZE
     mask = cv2.GaussianBlur(cv2.GaussianBlur(mask, (0, 0), sigma), (0, 0), sigma)

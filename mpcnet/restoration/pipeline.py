@@ -18,7 +18,7 @@ from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.detectors import detect_faces
-from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
+from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, check_output_location, read_image, write_image
 
@@ -124,6 +124,7 @@ class _Photo:
     crops: list
     affines: list
     restored: list = field(default_factory=list)
+    labels: list = field(default_factory=list)  # the network's parsing of each face, or None
     error: str = ""
 
     @property
@@ -177,10 +178,14 @@ class RestorePipeline:
             aligned = [align_face(pixels, f.landmarks) for f in faces]
         return _Photo(source, output, image, pixels, single, [c for c, _ in aligned], [a for _, a in aligned])
 
-    def _masks(self, faces: list[np.ndarray]) -> list[np.ndarray]:
+    def _masks(self, photo: _Photo) -> list[np.ndarray]:
+        """Paste masks: from the network's own parsing prior when it has one, else from the
+        separate ParseNet when loaded, else the feathered ellipse."""
+        if self.restorer.parses:
+            return [parse_mask(labels, MPCNET_FACE_CLASSES) for labels in photo.labels]
         if self.parsenet is None:
-            return [self._ellipse] * len(faces)
-        return [parse_mask(labels) for labels in parse_labels(self.parsenet, faces, self.restorer.device)]
+            return [self._ellipse] * len(photo.restored)
+        return [parse_mask(labels) for labels in parse_labels(self.parsenet, photo.restored, self.restorer.device)]
 
     def _compose(self, photo: _Photo) -> np.ndarray:
         """Background upscaled, faces pasted; float32 BGR in [0, 1] at the output size."""
@@ -195,7 +200,7 @@ class RestorePipeline:
             canvas = photo.pixels.copy() if self._background is None or opts.upscale == 1 else \
                 self._background(photo.pixels, size)
         with self.timer("paste"):
-            for face, mask, affine in zip(photo.restored, self._masks(photo.restored), photo.affines):
+            for face, mask, affine in zip(photo.restored, self._masks(photo), photo.affines):
                 paste_face(canvas, face, mask, inverse_affine(affine, opts.upscale))
             return canvas.clip(0, 1)
 
@@ -268,8 +273,9 @@ class RestorePipeline:
             for job in [j for j in queue if id(j[0]) in failed]:
                 queue.remove(job)
             return
-        for (photo, _), out in zip(jobs, outs):
-            photo.restored.append(out)
+        for (photo, _), (face, labels) in zip(jobs, outs):
+            photo.restored.append(face)
+            photo.labels.append(labels)
 
     def run(self, files: list[Path], root: Path, out_dir: Path,
             on_result: Callable[[ImageResult], None] | None = None) -> Summary:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from basicsr.utils import img2tensor
 
-from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint
+from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint, load_error_detail
 from mpcnet.restoration import DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
 from mpcnet.weights import resolve_any
@@ -48,7 +48,7 @@ class FaceRestorer:
         try:
             net = build_network(ckpt)
         except (RuntimeError, TypeError, KeyError) as exc:  # weights or kwargs of another arch version
-            first = str(exc).strip().splitlines()[0]
+            first = load_error_detail(exc)
             raise CheckpointError(f"{path} does not fit the network it records ({first}); was it saved by "
                                   "another version of mpcnet?") from exc
         size = int(ckpt["arch"].get("out_size", FACE_SIZE))
@@ -59,27 +59,38 @@ class FaceRestorer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    def run_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """One forward pass on a (B,3,S,S) batch in [-1, 1]; returns float32 in [-1, 1]."""
+    @property
+    def parses(self) -> bool:
+        """The network has a parsing prior (MPCNet's ParseNet): each face's parsing comes with it."""
+        return getattr(self.net, "parsenet", None) is not None
+
+    def run_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One forward pass on a (B,3,S,S) batch in [-1, 1]: float32 output in [-1, 1], and, when the
+        network has a parsing prior, its class map (B,S,S) — the frozen prior is computed once and
+        serves both the network and the paste mask."""
         x = x.to(self.device, memory_format=torch.channels_last)
         with torch.inference_mode():
             with self._autocast():
-                out = self.net(x)
-            out = out[0] if isinstance(out, (tuple, list)) else out  # GFPGAN-style (image, extras)
-            return out.float().clamp(-1, 1)
+                out = self.net(x, return_parse=True) if self.parses else self.net(x)
+            image, extra = out if isinstance(out, (tuple, list)) else (out, None)  # GFPGAN-style (image, extras)
+            return image.float().clamp(-1, 1), (extra.argmax(dim=1) if self.parses else None)
 
-    def __call__(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Restore float32 BGR [0, 1] crops (any equal size), returned at their own size."""
+    def __call__(self, crops: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Restore float32 BGR [0, 1] crops (any equal size): ``(face, labels)`` at the crops' size,
+        ``labels`` the parsing prior's class map (uint8) or None."""
         restored = []
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start:start + self.batch_size]
             side = chunk[0].shape[0]
             inputs = [c if side == self.size else cv2.resize(c, (self.size, self.size), interpolation=cv2.INTER_AREA)
                       for c in chunk]
-            x = torch.stack(img2tensor(inputs)) * 2 - 1
-            out = ((self.run_tensor(x) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
-            for face in out:
+            out, labels = self.run_tensor(torch.stack(img2tensor(inputs)) * 2 - 1)
+            out = ((out + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
+            labels = [None] * len(out) if labels is None else labels.to(torch.uint8).cpu().numpy()
+            for face, label in zip(out, labels):
                 face = np.ascontiguousarray(face)
-                restored.append(face if side == self.size else
-                                cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).clip(0, 1))
+                if side != self.size:
+                    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+                    label = None if label is None else cv2.resize(label, (side, side), interpolation=cv2.INTER_NEAREST)
+                restored.append((face, label))
         return restored

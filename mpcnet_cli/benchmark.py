@@ -104,7 +104,8 @@ def restore(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
-    """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, paste, write)."""
+    """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, background,
+    paste, write)."""
     from mpcnet.bench.pipeline import BenchError, markdown, run_restore_benchmark
 
     try:

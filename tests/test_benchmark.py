@@ -35,11 +35,12 @@ def test_net_against_gfpgan_emits_json_with_ratios_and_memory(tmp_path):
         assert t["dtype"] == "fp32" and t["iters"] == 2
         assert 0 < t["latency_ms_p50"] <= t["latency_ms_p95"]
         assert t["throughput_img_s"] == pytest.approx(t["batch"] * 1e3 / t["latency_ms_mean"])
-        assert t["peak_mem_mb"] > 0 and t["params_m"] > 0
+        assert t["peak_mem_mb"] > 0 and t["params_m"] > 0 and t["gmac"] > 0
     ratio = data["ratios"][0]
     mine = next(t for t in data["timings"] if t["model"] == "mpcnet" and t["batch"] == ratio["batch"])
     peer = next(t for t in data["timings"] if t["model"] == "gfpgan" and t["batch"] == ratio["batch"])
     assert ratio["latency_p50"] == pytest.approx(mine["latency_ms_p50"] / peer["latency_ms_p50"], rel=1e-2)
+    assert ratio["gmac"] == pytest.approx(mine["gmac"] / peer["gmac"], rel=1e-2)
     assert data["skipped"] == [{"dtype": "fp16", "reason": skip_reason("cpu", "fp16")}]
     text = md.read_text()
     assert "mpcnet ÷ gfpgan" in text and "Skipped fp16" in text and "VmHWM" in text
@@ -60,6 +61,18 @@ def test_bad_options_fail_with_one_line():
     assert out.exit_code == 2 and "positive" in out.output
     out = invoke("net", *TINY, "--against", "codeformer", "--no-memory")
     assert out.exit_code == 2 and "unknown network 'codeformer'" in out.output
+
+
+def test_gmac_counts_exactly_what_one_more_rcab_adds():
+    """One more RCAB per APFF block adds, per scale s with c channels, two 3×3 convs (2·s²·c²·9 MACs)
+    and the channel attention's two 1×1 convs on the pooled vector (2·c·c/squeeze)."""
+    from mpcnet.bench.network import gmac_per_image
+
+    one, two = (gmac_per_image("mpcnet", NetConfig(64, 0.125, 1, 64, TINY_KW + (("num_rcab", n),))) for n in (1, 2))
+    net = build("mpcnet", NetConfig(64, 0.125, 1, 64, TINY_KW))
+    added = sum(2 * s * s * c * c * 9 + 2 * c * (c // min(16, c))
+                for s, c in ((s, a.conv_s1.in_channels) for s, a in zip(net.scales, net.apff)))
+    assert (two - one) * 1e9 == pytest.approx(added, rel=1e-6)
 
 
 def test_missing_gfpgan_fails_clearly(monkeypatch):

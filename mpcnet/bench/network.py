@@ -102,8 +102,22 @@ class Timing:
     throughput_img_s: float
     first_call_ms: float
     params_m: float
+    gmac: float  # multiply-accumulates per image
     peak_mem_mb: float | None
     iters: int
+
+
+def gmac_per_image(model: str, cfg: NetConfig) -> float:
+    """Multiply-accumulates (10⁹) of one image's forward, counted on the meta device (nothing runs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        net = build(model, cfg).eval()
+        x = torch.zeros(1, 3, cfg.size, cfg.size)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        _forward(net, x)
+    return counter.get_total_flops() / 2e9
 
 
 def _status_kib(field: str) -> int:
@@ -156,7 +170,7 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
     for m, net in built.items():
         net = place(m, net, device, channels_last)
         nets[m] = (torch.compile(net) if compile else net,
-                   sum(p.numel() for p in net.parameters()) / 1e6)
+                   sum(p.numel() for p in net.parameters()) / 1e6, gmac_per_image(m, cfg))
     timings, skipped = [], []
     for dtype in dtypes:
         reason = skip_reason(device, dtype)
@@ -178,7 +192,7 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
 
 def _time_interleaved(nets: dict, xs: dict, dtype: str, device: str, iters: int, warmup: int) -> list[Timing]:
     first = {}
-    for name, (net, _) in nets.items():
+    for name, (net, *_) in nets.items():
         for i in range(max(warmup, 1)):
             _sync(device)
             start = time.perf_counter()
@@ -203,7 +217,7 @@ def _time_interleaved(nets: dict, xs: dict, dtype: str, device: str, iters: int,
         batch = xs[name].shape[0]
         out.append(Timing(name, batch, dtype, float(np.percentile(ms_arr, 50)), float(np.percentile(ms_arr, 95)),
                           float(ms_arr.mean()), float(batch * 1e3 / ms_arr.mean()), first[name],
-                          round(nets[name][1], 3), None, iters))
+                          round(nets[name][1], 3), round(nets[name][2], 2), None, iters))
     return out
 
 
@@ -250,6 +264,7 @@ def ratios(timings: list[Timing], ours: str = "mpcnet") -> list[dict]:
             "peak_mem": (round(mine.peak_mem_mb / t.peak_mem_mb, 3)
                          if mine.peak_mem_mb and t.peak_mem_mb else None),
             "params": round(mine.params_m / t.params_m, 3),
+            "gmac": round(mine.gmac / t.gmac, 3),
         })
     return out
 
@@ -261,20 +276,20 @@ def markdown(result: dict) -> str:
              f"narrow {cfg['narrow']}, channel multiplier {cfg['channel_multiplier']} (peer "
              f"{cfg['peer_channel_multiplier']}), channels_last {result['channels_last']} (ours; the peer runs NCHW), "
              f"compile {result['compile']}, {result['iters']} timed iterations after {result['warmup']} warm-up.", "",
-             "| network | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | peak MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| network | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | GMAC/img | peak MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for t in result["timings"]:
         mem = "—" if t["peak_mem_mb"] is None else f"{t['peak_mem_mb']:.1f}"
         lines.append(f"| {t['model']} | {t['batch']} | {t['dtype']} | {t['latency_ms_p50']:.1f} | "
                      f"{t['latency_ms_p95']:.1f} | {t['throughput_img_s']:.2f} | {t['first_call_ms']:.1f} | "
-                     f"{t['params_m']:.2f} | {mem} |")
+                     f"{t['params_m']:.2f} | {t['gmac']:.1f} | {mem} |")
     if result["ratios"]:
-        lines += ["", "| ours ÷ peer | batch | dtype | latency p50 | throughput | peak memory | params |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| ours ÷ peer | batch | dtype | latency p50 | throughput | peak memory | params | GMAC |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in result["ratios"]:
             mem = "—" if r["peak_mem"] is None else f"{r['peak_mem']:.3f}"
             lines.append(f"| {r['ours']} ÷ {r['peer']} | {r['batch']} | {r['dtype']} | {r['latency_p50']:.3f} | "
-                         f"{r['throughput']:.3f} | {mem} | {r['params']:.3f} |")
+                         f"{r['throughput']:.3f} | {mem} | {r['params']:.3f} | {r['gmac']:.3f} |")
     if result["memory_kind"]:
         lines += ["", f"Peak memory: {result['memory_kind']}."]
     for s in result["skipped"]:

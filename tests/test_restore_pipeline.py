@@ -230,11 +230,11 @@ def test_parse_mask_keeps_hair_neck_and_background_out():
     assert ellipse[285, 256] > 0.99 and ellipse[5, 5] < 1e-3 and ellipse[300, 470] < 0.05
 
 
-def square_logits(x):
+def square_logits(x, square=(200, 440)):
     """19-class logits: class 1 ('skin' in both facexlib's and MPCNet's order) in the square
     [200, 440)² of a 512 crop (scaled to the input's size), background elsewhere."""
     size = x.shape[-1]
-    lo, hi = 200 * size // 512, 440 * size // 512
+    lo, hi = square[0] * size // 512, square[1] * size // 512
     logits = torch.zeros(x.shape[0], 19, size, size)
     logits[:, 0] = 1
     logits[:, 1, lo:hi, lo:hi] = 2
@@ -251,12 +251,13 @@ class SquareParser(torch.nn.Module):
 class NegativeWithParsingPrior(Negative):
     """Stand-in MPCNet with a parsing prior: ``forward(x, return_parse=True)`` gives its parsing too."""
 
-    def __init__(self):
+    def __init__(self, square=(200, 440)):
         super().__init__()
         self.parsenet = torch.nn.Identity()  # what FaceRestorer looks for
+        self.square = square
 
     def forward(self, x, return_parse=False):
-        return (-x, square_logits(x)) if return_parse else -x
+        return (-x, square_logits(x, self.square)) if return_parse else -x
 
 
 class NeverRun(torch.nn.Module):
@@ -264,7 +265,7 @@ class NeverRun(torch.nn.Module):
         raise AssertionError("the separate ParseNet ran although the network parses")
 
 
-@pytest.mark.parametrize("mask", ["ellipse", "parsenet", "network's parsing prior"])
+@pytest.mark.parametrize("mask", ["ellipse", "parsenet", "network's parsing prior", "no face parsed"])
 def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path, mask):
     bgr = cv2.imread(str(WHOLE / "03.jpg"))
     face = detect_faces(yunet, bgr)[0]
@@ -273,14 +274,15 @@ def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path, mask):
     inside = np.rint(to_photo @ [320, 320, 1]).astype(int)  # in the parser's square
     forehead = np.rint(to_photo @ [256, 130, 1]).astype(int)  # in the ellipse, outside the square
     net, parser = {"ellipse": (Negative(), None), "parsenet": (Negative(), SquareParser()),
-                   "network's parsing prior": (NegativeWithParsingPrior(), NeverRun())}[mask]
+                   "network's parsing prior": (NegativeWithParsingPrior(), NeverRun()),
+                   "no face parsed": (NegativeWithParsingPrior(square=(0, 0)), NeverRun())}[mask]
     p = RestorePipeline(FaceRestorer(net, size=64), yunet, RestoreOptions(upscale=1), parser)
     out = cv2.imread(p.run([WHOLE / "03.jpg"], WHOLE, tmp_path).results[0].output).astype(int)
 
     def changed(xy):
         return np.abs(out[xy[1], xy[0]] - bgr[xy[1], xy[0]]).mean()
     assert changed(inside) > 30
-    assert changed(forehead) > 30 if mask == "ellipse" else changed(forehead) < 8
+    assert changed(forehead) > 30 if mask in ("ellipse", "no face parsed") else changed(forehead) < 8
 
 
 def test_the_pipeline_itself_refuses_to_write_into_the_input_folder(yunet, tmp_path):

@@ -180,12 +180,15 @@ class RestorePipeline:
 
     def _masks(self, photo: _Photo) -> list[np.ndarray]:
         """Paste masks: from the network's own parsing prior when it has one, else from the
-        separate ParseNet when loaded, else the feathered ellipse."""
+        separate ParseNet when loaded, else the feathered ellipse. A parsing that finds almost no
+        face (under 1 % of the crop: an untrained parser, a back of a head) gets the ellipse."""
         if self.restorer.parses:
-            return [parse_mask(labels, MPCNET_FACE_CLASSES) for labels in photo.labels]
-        if self.parsenet is None:
+            masks = [parse_mask(labels, MPCNET_FACE_CLASSES) for labels in photo.labels]
+        elif self.parsenet is not None:
+            masks = [parse_mask(labels) for labels in parse_labels(self.parsenet, photo.restored, self.restorer.device)]
+        else:
             return [self._ellipse] * len(photo.restored)
-        return [parse_mask(labels) for labels in parse_labels(self.parsenet, photo.restored, self.restorer.device)]
+        return [mask if mask.mean() >= 0.01 else cv2.resize(self._ellipse, mask.shape[::-1]) for mask in masks]
 
     def _compose(self, photo: _Photo) -> np.ndarray:
         """Background upscaled, faces pasted; float32 BGR in [0, 1] at the output size."""

@@ -101,6 +101,7 @@ def restore(
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned 512 faces (no detection/paste)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per network call."),
+    amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast, as restore --amp."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
@@ -110,7 +111,8 @@ def restore(
 
     try:
         with console.status("restoring…"):
-            result = run_restore_benchmark(source, weights, aligned=aligned, device=device, batch_size=batch_size)
+            result = run_restore_benchmark(source, weights, aligned=aligned, device=device, batch_size=batch_size,
+                                           amp=amp)
     except BenchError as exc:
         fail(str(exc))
     text = markdown(result)

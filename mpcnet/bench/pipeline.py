@@ -20,11 +20,11 @@ class BenchError(Exception):
 
 
 def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = False, device: str = "cpu",
-                          batch_size: int = 8) -> dict:
+                          batch_size: int = 8, amp: bool = False) -> dict:
     """Restore ``source`` into a temporary folder (discarded) and report seconds per stage."""
     try:
         root, files = list_images(source)
-        restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
+        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
         detector = None if aligned else make_detector(None, device)
         parsenet = None if aligned or restorer.parses else load_parsenet(device)
     except (WeightsError, CheckpointError, FileNotFoundError, ValueError) as exc:
@@ -36,7 +36,7 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
     with tempfile.TemporaryDirectory(prefix="mpcnet-bench-") as out:
         summary = pipeline.run(files, root, Path(out)).to_dict()
     summary.pop("results")
-    return {"source": str(source), "aligned": aligned, "device": device, "batch_size": batch_size,
+    return {"source": str(source), "aligned": aligned, "device": device, "amp": amp, "batch_size": batch_size,
             "threads": torch.get_num_threads(), "weights": restorer.name,
             "detector": type(detector).__name__ if detector else None, **summary}
 
@@ -44,7 +44,8 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
 def markdown(result: dict) -> str:
     total = result["seconds"] or 1.0
     lines = [f"{result['files']} files, {result['faces']} faces from {result['source']} on {result['device']} "
-             f"({result['threads']} threads), weights {result['weights']}, batch {result['batch_size']}: "
+             f"({result['threads']} threads), weights {result['weights']}, batch {result['batch_size']}, "
+             f"{'bf16 autocast' if result['amp'] else 'fp32'}: "
              f"{result['seconds']:.2f} s, {result['faces_per_s'] or 0:.3f} faces/s.", "",
              "| stage | seconds | share |", "|---|---|---|"]
     for stage in STAGES:

@@ -71,14 +71,15 @@ def test_background_is_real_esrgan_and_faces_are_pasted_on_it(x2_weights, yunet,
     assert summary.timer.seconds["background"] > 0
 
 
-def test_sixteen_bit_photo_keeps_sixteen_bits(x2_weights, yunet, tmp_path):  # noqa: F811
+def test_sixteen_bit_photo_keeps_sixteen_bits_at_any_upscale(x2_weights, yunet, tmp_path):  # noqa: F811
+    """×3 from a ×2 network: Real-ESRGAN's output is resized to the asked size."""
     photo = cv2.resize(cv2.imread(str(WHOLE / "03.jpg")), (160, 200), interpolation=cv2.INTER_AREA)
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "deep.png"), photo.astype(np.uint16) * 256 + 100)
-    pipe = RestorePipeline(FaceRestorer(Negative(), size=64), yunet, RestoreOptions(upscale=2, bg_upsampler="realesrgan"))
+    pipe = RestorePipeline(FaceRestorer(Negative(), size=64), yunet, RestoreOptions(upscale=3, bg_upsampler="realesrgan"))
     out = cv2.imread(pipe.run([src / "deep.png"], src, tmp_path / "out").results[0].output, cv2.IMREAD_UNCHANGED)
-    assert out.shape == (400, 320, 3) and out.dtype == np.uint16
+    assert out.shape == (600, 480, 3) and out.dtype == np.uint16
     assert (out[-20:] % 257 != 0).any()  # values between the 8-bit steps: not squeezed through 8 bits
 
 

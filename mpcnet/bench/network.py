@@ -133,7 +133,7 @@ def _cpu_peak_rss_mb(model: str, cfg: NetConfig, batch: int, dtype: str, channel
     """
     torch.manual_seed(0)
     net = place(model, build(model, cfg), "cpu", channels_last)
-    x = _input(cfg, batch, "cpu", channels_last and model == OURS)
+    x = _input(model, cfg, batch, "cpu", channels_last)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     before = _status_kib("VmRSS")
@@ -150,10 +150,11 @@ def place(model: str, net: torch.nn.Module, device: str, channels_last: bool) ->
     return channels_last_convs(net) if channels_last and model == OURS else net
 
 
-def _input(cfg: NetConfig, batch: int, device: str, channels_last: bool) -> torch.Tensor:
+def _input(model: str, cfg: NetConfig, batch: int, device: str, channels_last: bool) -> torch.Tensor:
+    """The seeded input batch, channels-last where :func:`place` put the network so."""
     torch.manual_seed(0)
     x = torch.rand(batch, 3, cfg.size, cfg.size, device=device).mul(2).sub(1)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and model == OURS else x
 
 
 @torch.inference_mode()
@@ -178,7 +179,7 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
             skipped.append({"dtype": dtype, "reason": reason})
             continue
         for batch in batch_sizes:
-            xs = {m: _input(cfg, batch, device, channels_last and m == OURS) for m in nets}
+            xs = {m: _input(m, cfg, batch, device, channels_last) for m in nets}
             timings += _time_interleaved(nets, xs, dtype, device, iters, warmup)
             if memory:
                 _attach_memory(timings[-len(nets):], cfg, batch, dtype, device, channels_last, nets, xs)

@@ -53,7 +53,7 @@ class RealESRGANBackground:
             path = resolve_any(weights)
         except WeightsError as exc:
             raise BackgroundUpsamplerError(str(exc)) from exc
-        config = rrdbnet_config(state_dict_of(load_checkpoint(path)))
+        config = rrdbnet_config(state_dict_of(load_checkpoint(path)))  # RealESRGANer then loads it itself
         self.upsampler = RealESRGANer(scale=config["scale"], model_path=str(path), model=RRDBNet(**config),
                                       tile=tile, tile_pad=10, pre_pad=0, half=half, device=torch.device(device))
 

@@ -19,9 +19,9 @@ def channels_last_convs(net: torch.nn.Module) -> torch.nn.Module:
     """``net`` with every ``nn.Conv2d`` weight in channels-last (NHWC) memory, in place.
 
     The StyleGAN prior's modulated weights are rebuilt per sample on every call and stay NCHW:
-    measured on CPU, its chain of bilinear up-sampling and grouped convolutions runs a third
-    slower with channels-last weights, while the plain convolutions of the U-Net, APFF blocks and
-    parser run faster (``mpcnet benchmark net --no-channels-last`` shows the difference)."""
+    measured on CPU, its chain of bilinear up-sampling and grouped convolutions ran a third slower
+    with channels-last weights (the up-sampling copies), while the plain convolutions of the U-Net,
+    APFF blocks and parser run faster (compare ``mpcnet benchmark net`` with ``--no-channels-last``)."""
     for module in net.modules():
         if isinstance(module, torch.nn.Conv2d):
             module.to(memory_format=torch.channels_last)

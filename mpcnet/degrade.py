@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from mpcnet.data.degradations import PAPER_RANGES, PRESETS, DegradationParams, apply_degradation, sample_params, to_uint8
-from mpcnet.utils.files import ImageReadError, check_output_location, list_images, read_image, write_bytes_atomic, write_image
+from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_output_location, list_images, read_image, write_bytes_atomic, write_image
 
 MANIFEST_COLUMNS = ["output", "input", "size", *DegradationParams.__dataclass_fields__]
 
@@ -124,6 +124,9 @@ def prepare_output(inputs: str | Path, out_dir: str | Path, overwrite: bool) -> 
     """Refuse an output folder inside the input, or a non-empty one unless ``overwrite``."""
     check_output_location(inputs, out_dir)
     out_dir = Path(out_dir)
+    if Path(inputs).is_file() and out_dir.resolve() == Path(inputs).resolve().parent:
+        raise UnsafeOutputError(f"output folder {out_dir} is the input file's own folder, where an output "
+                                "could replace it; choose another")
     if out_dir.exists() and not out_dir.is_dir():
         raise DegradeError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:

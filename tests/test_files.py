@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mpcnet.utils.files import (ImageReadError, UnsafeOutputError, check_output_location, list_images,
+from mpcnet.utils.files import (ImageReadError, UnsafeOutputError, check_not_input, check_output_location, list_images,
                                 read_image, write_image)
 from tests.conftest import DATA
 
@@ -72,12 +72,22 @@ def test_output_inside_input_is_refused(tmp_path):
     check_output_location(tmp_path / "in", tmp_path / "out")
 
 
-def test_single_file_input_may_write_beside_itself(tmp_path):
+def test_single_file_or_flat_glob_may_write_beside_itself(tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"x")
     check_output_location(photo, tmp_path / "results")
-    with pytest.raises(UnsafeOutputError):
-        check_output_location(photo, tmp_path)
+    check_output_location(photo, tmp_path)
+    check_output_location(str(tmp_path / "*.jpg"), tmp_path / "results")
+    with pytest.raises(UnsafeOutputError):  # a recursive glob would read the outputs back
+        check_output_location(str(tmp_path / "**" / "*.jpg"), tmp_path / "results")
+
+
+def test_writing_onto_the_input_itself_is_refused(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    check_not_input(tmp_path / "other.jpg", photo)
+    with pytest.raises(UnsafeOutputError, match="input file itself"):
+        check_not_input(tmp_path / "." / "photo.jpg", photo)
 
 
 def test_write_never_overwrites_unasked_and_leaves_no_temp(tmp_path):

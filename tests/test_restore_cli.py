@@ -154,6 +154,24 @@ def test_unsafe_or_impossible_requests_are_refused(tmp_path, tiny_weights):
     assert not (tmp_path / "out").exists()
 
 
+def test_single_photo_with_output_beside_it(tmp_path, tiny_weights, monkeypatch):
+    """The most natural single-photo command, run in the photo's own folder: `restore photo.jpg -o out`."""
+    (tmp_path / "photo.jpg").write_bytes((WHOLE / "00.jpg").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result, report = restore("photo.jpg", "-o", "out", "--weights", tiny_weights, "--detector", "mtcnn", "--json")
+    assert result.exit_code == 0, result.output
+    assert report["restored"] == 1 and (tmp_path / "out" / "restored_imgs" / "photo.jpg").is_file()
+    result, report = restore("photo.jpg", "-o", ".", "--weights", tiny_weights, "--detector", "mtcnn", "--json")
+    assert result.exit_code == 0 and (tmp_path / "restored_imgs" / "photo.jpg").is_file()
+    assert (tmp_path / "photo.jpg").read_bytes() == (WHOLE / "00.jpg").read_bytes()
+    # restoring an output again into the same place would replace its own input: that file fails, unharmed
+    before = (tmp_path / "out" / "restored_imgs" / "photo.jpg").read_bytes()
+    result, report = restore("out/restored_imgs/photo.jpg", "-o", "out", "--weights", tiny_weights,
+                             "--detector", "mtcnn", "--overwrite", "--json")
+    assert result.exit_code == 1 and "input file itself" in report["results"][0]["message"]
+    assert (tmp_path / "out" / "restored_imgs" / "photo.jpg").read_bytes() == before
+
+
 def test_glob_input_and_amp(tmp_path, tiny_weights):
     result, report = restore(str(WHOLE / "0[45].jpg"), "-o", tmp_path / "out", "--weights", tiny_weights,
                              "--detector", "mtcnn", "--amp", "--json")

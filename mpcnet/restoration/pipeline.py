@@ -20,7 +20,8 @@ from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS, LoadedImage, check_output_location, read_image, write_image
+from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, LoadedImage, UnsafeOutputError, check_not_input, read_image,
+                                write_image)
 
 STAGES = ("read", "detect", "align", "network", "background", "paste", "write")
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
@@ -284,8 +285,8 @@ class RestorePipeline:
             on_result: Callable[[ImageResult], None] | None = None) -> Summary:
         """Restore ``files`` (under ``root``) into ``out_dir/restored_imgs``; never stops on a bad
         file: each gets an :class:`ImageResult`. ``on_result`` is called as each photo finishes.
-        Raises :class:`UnsafeOutputError` when ``out_dir`` lies inside ``root``."""
-        check_output_location(root, out_dir)
+        A file whose output would replace an input fails; the caller checks ``out_dir`` against
+        the input folder first (:func:`~mpcnet.utils.files.check_output_location`)."""
         opts = self.options
         self.timer = StageTimer()
         summary = Summary(timer=self.timer)
@@ -319,6 +320,11 @@ class RestorePipeline:
                                    "(give --ext auto, or rename one)"))
                 continue
             claimed[output] = source
+            try:
+                check_not_input(output, source)
+            except UnsafeOutputError as exc:
+                record(ImageResult(str(source), "failed", None, 0, str(exc)))
+                continue
             if output.exists() and not opts.overwrite:
                 if opts.skip_existing:
                     record(ImageResult(str(source), "skipped", str(output), 0, "output exists (--skip-existing)"))

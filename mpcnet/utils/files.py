@@ -155,18 +155,32 @@ def is_gray(bgr: np.ndarray) -> bool:
 
 
 def check_output_location(inputs: str | os.PathLike, out_dir: str | os.PathLike) -> None:
-    """Refuse an output folder that is, or lies inside, the input folder.
+    """Refuse an output folder that a scan of the input would read back: the input folder itself or
+    a folder inside it (and, for a recursive ``**`` glob, a folder inside the glob's root).
 
-    For a single input file, only its own folder is refused: ``restore photo.jpg -o results`` with
-    ``results/`` beside the photo is fine, since nothing is written among the user's photos.
+    A single photo or a flat glob may write anywhere, its own folder included: outputs go to their
+    own files, and :func:`check_not_input` refuses the one that would replace an input.
     """
-    src = Path(inputs).resolve()
-    out = Path(out_dir).resolve()
+    src, out = Path(inputs), Path(out_dir).resolve()
     if src.is_file():
-        if out == src.parent:
-            raise UnsafeOutputError(f"output folder {out} is the input file's own folder; choose another")
-    elif out == src or src in out.parents:
-        raise UnsafeOutputError(f"output folder {out} is inside the input folder {src}; choose another")
+        return
+    if src.is_dir():
+        root = src.resolve()
+    elif "**" in str(inputs):
+        root = Path(os.path.commonpath([Path(p).resolve().parent for p in glob.glob(str(inputs), recursive=True)]
+                                       or [Path.cwd()]))
+    else:
+        return
+    if out == root or root in out.parents:
+        raise UnsafeOutputError(f"output folder {out} is inside the input folder {root}, so a rescan would "
+                                "read the outputs back; choose a folder outside it")
+
+
+def check_not_input(output: str | os.PathLike, source: str | os.PathLike) -> None:
+    """Refuse to write ``output`` when it is the input file ``source`` itself."""
+    output, source = Path(output), Path(source)
+    if output.exists() and output.resolve() == source.resolve():
+        raise UnsafeOutputError(f"{output} is the input file itself; choose another output folder")
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False,

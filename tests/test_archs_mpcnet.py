@@ -213,3 +213,14 @@ def test_stage1_parser_fits_the_stage3_networks(stage3):
     parser, net = build("train_parsenet_512.yml"), build(stage3)
     assert {k: v.shape for k, v in parser.state_dict().items()} == \
         {k: v.shape for k, v in net.parsenet.state_dict().items()}
+
+
+def test_residual_mpcnet_starts_as_the_identity_and_adds_its_correction(face64):
+    net = MPCNet(out_size=64, residual=True, **SMALL).eval()
+    with torch.no_grad():
+        assert torch.equal(net(face64), face64)
+        torch.nn.init.normal_(net.to_rgb.weight, std=0.1)
+        plain = MPCNet(out_size=64, **SMALL).eval()
+        plain.load_state_dict(net.state_dict())
+        torch.testing.assert_close(net(face64), plain(face64) + face64)
+    assert net.arch_config["residual"] is True

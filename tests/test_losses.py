@@ -107,3 +107,19 @@ def test_celebamask_label_assembly_and_flip(tmp_path):
     assert item["lq"].shape == (3, 64, 64) and item["label"].shape == (64, 64)
     small = cv2.resize(expected, (64, 64), interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(item["label"].numpy(), small)
+
+
+def test_gradient_l1_loss_is_the_mean_edge_difference(hq_faces):
+    from basicsr.utils.registry import LOSS_REGISTRY
+
+    loss = LOSS_REGISTRY.get("GradientL1Loss")(loss_weight=2.0)
+    a = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]]]])
+    b = torch.zeros_like(a)
+    # |∂x a| = 1, 2, 0, 0 (mean 0.75); |∂y a| = 2, 1, 1 (mean 4/3); weight 2 → (0.75 + 4/3) / 2 · 2
+    torch.testing.assert_close(loss(a, b), torch.tensor(0.75 + 4 / 3))
+    face = face_tensor(hq_faces[0], 128)
+    assert loss(face, face).item() == 0 and loss(face + 0.3, face).item() < 1e-6  # an offset has no edges
+    blurred = torch.from_numpy(cv2.GaussianBlur(face[0].permute(1, 2, 0).numpy(), (9, 9), 3)).permute(2, 0, 1)[None]
+    # L1 ranks a colour offset worse than blur; the edge loss ranks blur worse: it sees lost detail
+    assert F.l1_loss(face + 0.3, face) > F.l1_loss(blurred, face)
+    assert loss(blurred, face).item() > 0.02 > loss(face + 0.3, face).item()

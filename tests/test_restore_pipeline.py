@@ -285,12 +285,17 @@ def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path, mask):
     assert changed(forehead) > 30 if mask in ("ellipse", "no face parsed") else changed(forehead) < 8
 
 
-def test_the_pipeline_itself_refuses_to_write_into_the_input_folder(yunet, tmp_path):
-    from mpcnet.utils.files import UnsafeOutputError
-    (tmp_path / "a.jpg").write_bytes((WHOLE / "04.jpg").read_bytes())
-    with pytest.raises(UnsafeOutputError):
-        pipeline(yunet).run([tmp_path / "a.jpg"], tmp_path, tmp_path / "out")
-    assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]
+def test_the_pipeline_never_writes_onto_an_input(yunet, tmp_path):
+    """Even with --overwrite, an output that would be the input file itself fails alone."""
+    src = tmp_path / "restored_imgs" / "a.jpg"
+    src.parent.mkdir()
+    src.write_bytes((WHOLE / "04.jpg").read_bytes())
+    (tmp_path / "b.jpg").write_bytes((WHOLE / "05.jpg").read_bytes())
+    summary = pipeline(yunet, overwrite=True).run([src, tmp_path / "b.jpg"], tmp_path, tmp_path / "out")
+    assert [r.status for r in summary.results] == ["restored", "restored"]  # outputs beside inputs are fine
+    summary = pipeline(yunet, overwrite=True).run([src], src.parent, tmp_path)
+    assert summary.results[0].status == "failed" and "input file itself" in summary.results[0].message
+    assert src.read_bytes() == (WHOLE / "04.jpg").read_bytes()
 
 
 @pytest.mark.parametrize("parse", [True, False])
@@ -318,3 +323,24 @@ def test_mpcnet_hands_its_parsing_to_the_paste_step(aligned_faces, parse):
         assert (labels[4::8, 4::8] == logits[0].argmax(dim=0).numpy()).all()
     else:
         assert labels is None
+
+
+def test_a_crop_larger_than_the_network_keeps_its_own_detail(hq_faces):
+    """A 512 crop through a 64 px network: only the network's change is upsampled; an identity
+    network returns the crop itself (not a blurry upscale), a constant change is added as is."""
+    from mpcnet.archs.mpcnet_arch import MPCNet
+    from tests.test_archs import SMALL
+
+    crops = [cv2.resize(cv2.imread(str(p)), (512, 512), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+             for p in hq_faces[:2]]
+    identity = MPCNet(out_size=64, residual=True, **SMALL).eval()
+    (face0, _), (face1, _) = FaceRestorer(identity, size=64)(crops)
+    assert np.abs(face0 - crops[0]).max() < 1e-5 and np.abs(face1 - crops[1]).max() < 1e-5
+    with torch.no_grad():
+        identity.to_rgb.bias.fill_(0.2)  # +0.2 in [-1, 1] is +0.1 in [0, 1]
+    (face0, _), _ = FaceRestorer(identity, size=64)(crops)
+    error = np.abs(face0 - (crops[0] + 0.1).clip(0, 1))
+    assert np.median(error) < 1e-5 and error.mean() < 2e-3  # (but where the network's output clips at 1)
+    lanczos = cv2.resize(cv2.resize(crops[0], (64, 64), interpolation=cv2.INTER_AREA), (512, 512),
+                         interpolation=cv2.INTER_LANCZOS4)
+    assert np.abs(lanczos - crops[0]).mean() > 0.02  # what the old resize-back would have lost

@@ -72,6 +72,9 @@ class MPCNet(nn.Module):
     7 up at 512), not its width. ``parse_base_ch=16`` (16 channels at 512 px, doubling per scale
     down to 256) instead of PSFRGAN's 64 cuts its compute at 512 from 223 to 24 GMAC, in line with
     the paper's remark that LQ → parsing is much simpler than restoration.
+    ``residual=True`` (ours, not the paper's) makes ToRGB predict a correction on top of the input,
+    I_HQ = I_LQ + ToRGB(F_out): the untrained network is the identity, so it starts from "do no harm"
+    and only has to learn what the bicubic-upsampled LQ lacks.
     ``gan_prior_path``/``parse_prior_path`` (registry names or files) load pretrained priors; they are not needed to rebuild a saved network (see :attr:`arch_config`).
     Priors are frozen by default and then stay in eval mode; parts off the restoration path
     (StyleGAN mapping and ToRGB layers, ParseNet output convs) never train.
@@ -80,7 +83,7 @@ class MPCNet(nn.Module):
     def __init__(self, out_size=512, num_style_feat=512, channel_multiplier=1, narrow=1.0, num_mlp=8,
                  num_latent_mlp=2, num_rcab=2, use_gan_prior=True, use_adain=True, use_parse_prior=True,
                  use_sft=True, freeze_gan=True, freeze_parse=True, parse_min_feat_size=4, parse_base_ch=16,
-                 parse_res_depth=10, parse_max_ch=256, gan_prior_path=None, parse_prior_path=None):
+                 parse_res_depth=10, parse_max_ch=256, residual=False, gan_prior_path=None, parse_prior_path=None):
         super().__init__()
         # the checkpoint's 'arch': every constructor kwarg but the prior files (the state dict holds the priors)
         kwargs = dict(locals())
@@ -90,7 +93,7 @@ class MPCNet(nn.Module):
         self.log_size = int(math.log2(out_size))
         if 2**self.log_size != out_size or out_size < 8:
             raise ValueError(f"MPCNet out_size must be a power of two ≥ 8, got {out_size}")
-        self.freeze_gan, self.freeze_parse = freeze_gan, freeze_parse
+        self.freeze_gan, self.freeze_parse, self.residual = freeze_gan, freeze_parse, residual
         ch = stylegan_channels(channel_multiplier, narrow)
         self.scales = [2**i for i in range(3, self.log_size + 1)]
 
@@ -128,6 +131,9 @@ class MPCNet(nn.Module):
             APFF(ch[s], parse_ch.get(s, 0), num_rcab, use_gan_prior, use_adain, use_parse_prior, use_sft)
             for s in self.scales)
         self.to_rgb = nn.Conv2d(ch[out_size], 3, 1)
+        if residual:  # the untrained network is exactly the identity
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
 
         if use_gan_prior:
             self._freeze(self.stylegan if freeze_gan else
@@ -195,6 +201,8 @@ class MPCNet(nn.Module):
         for s, up, apff in zip(self.scales, self.up, self.apff):
             feat = apff(up(feat) + skips[s], f_gan[s] if f_gan else None, f_parse[s] if f_parse else None)
         out = self.to_rgb(feat)
+        if self.residual:
+            out = out + x
         if not return_parse:
             return out
         return out, (self.parsenet.out_mask_conv(f_parse[self.out_size]) if f_parse else None)

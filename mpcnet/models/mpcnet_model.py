@@ -1,7 +1,8 @@
 """Stage 3 (section 4.1): MPCNet trained with both priors loaded and frozen.
 
-Generator objective λ_pix·L1 + perceptual (eq. 8) + λ_adv·L_adv,G (eq. 9) + Gram style (eq. 10);
-the spectral-norm discriminator is trained with the hinge loss L_adv,D (eq. 9).
+Generator objective λ_pix·L1 + perceptual (eq. 8) + λ_adv·L_adv,G (eq. 9) + Gram style (eq. 10),
+plus (ours, optional) λ_grad·L1 of image gradients where no VGG exists; the spectral-norm
+discriminator is trained with the hinge loss L_adv,D (eq. 9).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from mpcnet.models.training_base import MPCTrainingModel
 class MPCNetModel(MPCTrainingModel):
     """Options: ``network_g`` (MPCNet, priors via ``gan_prior_path``/``parse_prior_path``),
     ``network_d`` (MPCDiscriminator; omitted or ``gan_opt.loss_weight: 0`` trains without GAN),
-    ``train.{pixel_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_iters}``."""
+    ``train.{pixel_opt, gradient_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_init_iters}``."""
 
     def __init__(self, opt: dict):
         super().__init__(opt)
@@ -37,6 +38,8 @@ class MPCNetModel(MPCTrainingModel):
         train_opt = self.opt["train"]
         self.net_g.train()
         self.cri_pix = build_loss(deepcopy(train_opt["pixel_opt"])).to(self.device)
+        self.cri_grad = build_loss(deepcopy(train_opt["gradient_opt"])).to(self.device) \
+            if train_opt.get("gradient_opt") else None
         self.cri_perceptual = (build_loss(deepcopy(train_opt["perceptual_opt"])).to(self.device)
                                if train_opt.get("perceptual_opt") else None)
         gan_opt = train_opt.get("gan_opt")
@@ -63,6 +66,9 @@ class MPCNetModel(MPCTrainingModel):
         with self.autocast():
             self.output = self.net_g(self.lq)
             l_total = loss_dict["l_pix"] = self.cri_pix(self.output, self.gt)
+            if self.cri_grad is not None:
+                loss_dict["l_grad"] = self.cri_grad(self.output, self.gt)
+                l_total = l_total + loss_dict["l_grad"]
             if self.cri_perceptual is not None:
                 l_percep, l_style = self.cri_perceptual(self.output, self.gt)
                 for key, value in (("l_percep", l_percep), ("l_style", l_style)):

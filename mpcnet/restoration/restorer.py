@@ -30,7 +30,7 @@ def channels_last_convs(net: torch.nn.Module) -> torch.nn.Module:
 
 class FaceRestorer:
     """Runs a restoration network mapping (B,3,S,S) RGB in [-1, 1] to the same, on 512² BGR crops
-    (resized to the network's size S and back)."""
+    (resized to the network's size S; see :meth:`__call__` for the way back)."""
 
     def __init__(self, net: torch.nn.Module, size: int = FACE_SIZE, device: str = "cpu",
                  amp: bool = False, batch_size: int = 8, name: str = "network"):
@@ -77,7 +77,11 @@ class FaceRestorer:
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Restore float32 BGR [0, 1] crops (any equal size): ``(face, labels)`` at the crops' size,
-        ``labels`` the parsing prior's class map (uint8) or None."""
+        ``labels`` the parsing prior's class map (uint8) or None.
+
+        A crop larger than the network is restored at its own resolution: the network's change at
+        its size, restored − input, is upsampled and added to the crop, so the detail the crop
+        already has above the network's resolution is kept (not replaced by an upscale)."""
         restored = []
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start:start + self.batch_size]
@@ -87,10 +91,14 @@ class FaceRestorer:
             out, labels = self.run_tensor(torch.stack(img2tensor(inputs)) * 2 - 1)
             out = ((out + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
             labels = [None] * len(out) if labels is None else labels.to(torch.uint8).cpu().numpy()
-            for face, label in zip(out, labels):
+            for crop, small, face, label in zip(chunk, inputs, out, labels):
                 face = np.ascontiguousarray(face)
-                if side != self.size:
-                    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-                    label = None if label is None else cv2.resize(label, (side, side), interpolation=cv2.INTER_NEAREST)
+                if side > self.size:
+                    change = cv2.resize(face - small, (side, side), interpolation=cv2.INTER_CUBIC)
+                    face = (crop + change).clip(0, 1)
+                elif side < self.size:
+                    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA).clip(0, 1)
+                if label is not None and side != self.size:
+                    label = cv2.resize(label, (side, side), interpolation=cv2.INTER_NEAREST)
                 restored.append((face, label))
         return restored

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mpcnet.metrics import METRICS
+from mpcnet.metrics import DESCRIPTIONS, METRICS
 from mpcnet.utils.files import ImageReadError
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -36,10 +36,14 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
 ) -> None:
-    """Score restorations with section 4.2's metrics (PSNR, SSIM, LPIPS, FID, NIQE, identity).
+    """Score restorations with section 4.2's metrics (PSNR, SSIM, LPIPS, FID, NIQE), identity and landmarks.
 
-    Metrics whose network weights are absent are skipped with the reason; the report puts the paper's
-    Table 3 (CelebA-Test) or Table 7 (Real-Test) rows beside this run's.
+    Identity and landmark distance always run offline with dlib (deg_dlib, cos_dlib, l2_dlib,
+    lmd_dlib68; the 'identity' extra); ArcFace's deg_arcface/cos_arcface, the papers' Deg/IDS, run when
+    the 'arcface' file is pinned. The two are different networks: never compare one with the other.
+    Metrics whose network weights are absent are skipped with the reason; the report puts the published
+    rows (the paper's Table 3 for CelebA-Test, Table 7 for Real-Test; source and protocol named) beside
+    this run's, in the columns computed the same way.
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report
@@ -88,11 +92,15 @@ def _print_table(result) -> None:
     table = Table(title=f"mpcnet eval: {len(result.per_image)} images")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("what it is")
     for m, value in result.metrics.items():
-        table.add_row(f"{m.upper()} {'↑' if METRICS[m] else '↓'}", format_value(value, m))
+        table.add_row(f"{m.upper()} {'↑' if METRICS[m] else '↓'}", format_value(value, m), DESCRIPTIONS[m])
     for m, reason in result.skipped.items():
-        table.add_row(m.upper(), f"skipped: {reason}")
+        table.add_row(m.upper(), f"skipped: {reason}", DESCRIPTIONS[m])
     console.print(table)
     console.print(f"FID protocol: {result.fid_protocol or 'not computed'}")
+    if result.notes:
+        console.print(f"[yellow]fallbacks ({len(result.notes)} images):[/] "
+                      + "; ".join(f"{k}: {v}" for k, v in list(result.notes.items())[:5]))
     for kind, keys in result.unpaired.items():
         console.print(f"[yellow]not scored ({kind}):[/] {', '.join(keys[:10])}{' …' if len(keys) > 10 else ''}")

@@ -115,23 +115,29 @@ class EvalResult:
 
 
 def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "cpu", batch_size: int = 8,
-                   overwrite: bool = False) -> tuple[Path, dict]:
+                   overwrite: bool = False, method: str = "mpcnet") -> tuple[Path, dict]:
     """Restore the aligned 512 faces in ``lq`` with the restore pipeline in aligned mode (no detection, no
-    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary."""
+    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary.
+    ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline."""
     from mpcnet.checkpoint import CheckpointError
+    from mpcnet.restoration.peers import PeerError, build_peer
     from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.weights import WeightsError
 
     try:
         check_output_location(lq, out_dir)
-        restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
-    except (WeightsError, CheckpointError, UnsafeOutputError) as exc:
+        if method == "mpcnet":
+            restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
+        else:
+            net, size, name = build_peer(method, weights)
+            restorer = FaceRestorer(net, size, device, batch_size=batch_size, name=name, channels_last=False)
+    except (WeightsError, CheckpointError, UnsafeOutputError, PeerError) as exc:
         raise EvalError(str(exc)) from exc
     root, files = list_images(lq)
     options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
     summary = RestorePipeline(restorer, None, options).run(files, root, out_dir).to_dict()
-    summary["weights"] = restorer.name
+    summary["weights"], summary["method"] = restorer.name, method
     summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
     return out_dir / "restored_imgs", summary
 
@@ -280,7 +286,8 @@ def markdown_report(result: EvalResult, grid: tuple[str, list[str]] | None, labe
     if result.unpaired:
         lines += ["**Not scored:** " + "; ".join(f"{k}: {', '.join(v[:10])}{' …' if len(v) > 10 else ''}"
                                                  for k, v in result.unpaired.items()), ""]
-    lines += comparison_markdown(result.metrics, result.dataset, result.gt is not None, format_value)
+    run = f"this run ({result.restore['method']}, {result.restore['weights']})" if result.restore else "this run"
+    lines += comparison_markdown(result.metrics, result.dataset, result.gt is not None, format_value, run)
     if grid:
         lines += ["## Samples", "", f"Columns: {' | '.join(grid[1])}", "", f"![samples]({grid[0]})", ""]
     return "\n".join(lines)

@@ -63,8 +63,9 @@ def published_json(dataset: str | None, has_gt: bool) -> dict:
 
 
 def comparison_markdown(metrics: dict[str, float | None], dataset: str | None, has_gt: bool,
-                        fmt: Callable[[float | None, str], str]) -> list[str]:
-    """The published table with a last row for this run, in the published columns only."""
+                        fmt: Callable[[float | None, str], str], run: str = "this run") -> list[str]:
+    """The published table with a last row for this run (labelled ``run``), in the columns computed the
+    same way as ours only."""
     table = table_for(dataset, has_gt)
     caveat = "" if table.key == dataset else " — for orientation only: not the same data"
     lines = [f"## {table.title}{caveat}", "", f"*Source:* {table.source}.  ", f"*Protocol:* {table.protocol}", "",
@@ -72,4 +73,4 @@ def comparison_markdown(metrics: dict[str, float | None], dataset: str | None, h
              "|---|" + "---|" * len(table.columns)]
     lines += [f"| {method} | " + " | ".join(f"{v:g}" for v in values) + " |" for method, values in table.rows]
     ours = [fmt(metrics[c.ours], c.ours) if c.ours in metrics else "not computed" for c in table.columns]
-    return lines + ["| **this run** | " + " | ".join(ours) + " |", ""]
+    return lines + [f"| **{run}** | " + " | ".join(ours) + " |", ""]

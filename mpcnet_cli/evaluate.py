@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mpcnet.metrics import DESCRIPTIONS, METRICS
+from mpcnet.restoration import METHODS, PEER_METHODS
 from mpcnet.utils.files import ImageReadError
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -23,8 +24,11 @@ def evaluate(
                                       "images by relative name (extension ignored)."),
     restored: Optional[Path] = typer.Option(None, "--restored", help="Score these existing restorations "
                                             "instead of restoring --lq."),
+    method: str = typer.Option("mpcnet", "--method", help="Network that restores --lq: mpcnet, or a peer run "
+                               "through the same aligned pipeline and protocol: "
+                               + ", ".join(f"{m} (default weights {w})" for m, w in PEER_METHODS.items()) + "."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Registry name or checkpoint path used to "
-                                          "restore --lq [default: restore's default]."),
+                                          "restore --lq [default: restore's default, or the peer's]."),
     fid_ref: Optional[Path] = typer.Option(None, "--fid-ref", help="Reference folder for FID [default: the "
                                            "GT folder]; the paper used 3,000 CelebA-HQ images."),
     metrics: str = typer.Option(",".join(METRICS), "--metrics", help="Comma-separated subset of "
@@ -52,6 +56,10 @@ def evaluate(
     unknown = [m for m in chosen if m not in METRICS]
     if unknown:
         fail(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
+    if method not in METHODS:
+        fail(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    if method != "mpcnet" and restored is not None:
+        fail("--method restores --lq; with --restored there is nothing to restore")
     try:
         if dataset:
             if lq or gt:
@@ -66,7 +74,8 @@ def evaluate(
             summary = None
             if restored is None:
                 with console.status(f"restoring {lq}…"):
-                    restored, summary = restore_folder(lq, weights, output or Path(tmp), device, overwrite=overwrite)
+                    restored, summary = restore_folder(lq, weights, output or Path(tmp), device, overwrite=overwrite,
+                                                       method=method)
                 kept = f"into {restored}" if output else "(not kept: give -o to keep them)"
                 console.print(f"restored {summary['restored']} of {summary['files']} faces with {summary['weights']} "
                               f"in {summary['seconds']:.1f} s {kept}")

@@ -170,3 +170,18 @@ def test_dlib_identity_and_landmarks_beside_arcface_under_its_own_name(folders, 
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "Fallbacks (1 of 7 images)" in report and "turned: dlib's HOG detector found no face" in report
     assert "| DEG_DLIB |" in report and "| DEG_ARCFACE |" in report and "*Source:* Teng, Yu & Wu" in report
+
+
+def test_named_celeba_test_run_reports_identity_and_landmarks_beside_its_own_table(folders, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(folders / "lq", root / "celeba-test" / "lq")
+    shutil.copytree(folders / "gt", root / "celeba-test" / "gt")
+    out = run("--dataset", "celeba-test", "--data-root", root, "--metrics", "psnr,deg_dlib,lmd_dlib68",
+              "-o", tmp_path / "rep", "--json")
+    assert out.returncode == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["dataset"] == "celeba-test" and data["restore"]["method"] == "mpcnet" and data["images"] == 6
+    assert set(data["metrics"]) == {"psnr", "deg_dlib", "lmd_dlib68"} and data["published"]["same_data"]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## MPCNet paper, Table 3 (CelebA-Test, blind face restoration)\n" in report  # no "not the same data"
+    assert "| **this run (mpcnet, mpcnet-tiny)** | not computed | not computed |" in report

@@ -34,7 +34,7 @@ def evaluate(
     metrics: str = typer.Option(",".join(METRICS), "--metrics", help="Comma-separated subset of "
                                 f"{', '.join(METRICS)}."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the networks (restore, LPIPS, FID, "
-                               "ArcFace)."),
+                               "ArcFace; dlib always runs on the CPU)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write report.md, metrics.json and "
                                           "grid.png (LQ | restored | GT) here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),

@@ -22,38 +22,17 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mpcnet.metrics import METRICS, MetricUnavailable
+from mpcnet.metrics import DESCRIPTIONS, METRICS, MetricUnavailable
 from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance, inception_extractor, reference_stats
-from mpcnet.metrics.identity import IdentitySimilarity
-from mpcnet.metrics.lpips_metric import LPIPS
 from mpcnet.metrics.niqe import niqe
+from mpcnet.metrics.paired import PAIRED_NETWORK_METRICS, build_scorers
 from mpcnet.metrics.pixel import psnr, ssim
+from mpcnet.published import comparison_markdown, published_json
 from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_images, read_image,
                                 write_bytes_atomic, write_image)
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
-PAIRED = ("psnr", "ssim", "lpips", "identity")
-
-PAPER_TABLES = {
-    "celeba-test": ("Table 3 (CelebA-Test, 3,000 pairs)", ("fid", "lpips", "psnr", "ssim"), {
-        "Input": (158.72, 0.6185, 20.23, 0.6823),
-        "WaveletSRNet": (119.75, 0.5351, 22.87, 0.6451),
-        "Super-FAN": (100.23, 0.5085, 22.15, 0.6377),
-        "DFDNet": (43.74, 0.3926, 21.84, 0.6439),
-        "HiFaceGAN": (64.37, 0.4795, 21.05, 0.5444),
-        "PSFRGAN": (31.92, 0.3226, 23.17, 0.6472),
-        "GPEN": (31.41, 0.3267, 22.91, 0.6428),
-        "MPCNet (paper)": (29.26, 0.3097, 23.82, 0.6684),
-    }),
-    "real-test": ("Table 7 (Real-Test, 1,500 faces)", ("niqe", "fid"), {
-        "Input": (14.623, 183.73),
-        "DFDNet": (5.824, 107.36),
-        "HiFaceGAN": (6.141, 124.12),
-        "PSFRGAN": (5.783, 94.51),
-        "GPEN": (5.597, 91.63),
-        "MPCNet (paper)": (4.849, 89.18),
-    }),
-}
+PAIRED = ("psnr", "ssim", *PAIRED_NETWORK_METRICS)
 
 
 class EvalError(Exception):
@@ -115,6 +94,7 @@ class EvalResult:
     skipped: dict[str, str] = field(default_factory=dict)
     per_image: dict[str, dict[str, float]] = field(default_factory=dict)
     unpaired: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # per image: a fallback its scoring used
     fid_protocol: str | None = None
     dataset: str | None = None
     restore: dict | None = None  # the restore run's summary when eval restored --lq itself
@@ -126,40 +106,40 @@ class EvalResult:
             "dataset": self.dataset, "restored": str(self.restored), "gt": self.gt and str(self.gt),
             "lq": self.lq and str(self.lq), "images": len(self.per_image),
             "metrics": {k: num(v) for k, v in self.metrics.items()},
+            "descriptions": {k: DESCRIPTIONS[k] for k in self.metrics},
             "skipped": self.skipped, "fid_protocol": self.fid_protocol, "unpaired": self.unpaired,
-            "restore": self.restore,
+            "notes": self.notes, "restore": self.restore,
+            "published": published_json(self.dataset, self.gt is not None),
             "per_image": {k: {m: num(v) for m, v in d.items()} for k, d in self.per_image.items()},
         }
 
 
 def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "cpu", batch_size: int = 8,
-                   overwrite: bool = False) -> tuple[Path, dict]:
+                   overwrite: bool = False, method: str = "mpcnet") -> tuple[Path, dict]:
     """Restore the aligned 512 faces in ``lq`` with the restore pipeline in aligned mode (no detection, no
-    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary."""
+    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary.
+    ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline."""
     from mpcnet.checkpoint import CheckpointError
+    from mpcnet.restoration.peers import PeerError, build_peer
     from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.weights import WeightsError
 
     try:
         check_output_location(lq, out_dir)
-        restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
-    except (WeightsError, CheckpointError, UnsafeOutputError) as exc:
+        if method == "mpcnet":
+            restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
+        else:
+            net, size, name = build_peer(method, weights)
+            restorer = FaceRestorer(net, size, device, batch_size=batch_size, name=name, channels_last=False)
+    except (WeightsError, CheckpointError, UnsafeOutputError, PeerError) as exc:
         raise EvalError(str(exc)) from exc
     root, files = list_images(lq)
     options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
     summary = RestorePipeline(restorer, None, options).run(files, root, out_dir).to_dict()
-    summary["weights"] = restorer.name
+    summary["weights"], summary["method"] = restorer.name, method
     summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
     return out_dir / "restored_imgs", summary
-
-
-def _network_metric(name: str, build: Callable[[], object], result: EvalResult):
-    try:
-        return build()
-    except MetricUnavailable as exc:
-        result.skipped[name] = str(exc)
-        return None
 
 
 def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid_ref: Path | None = None,
@@ -188,11 +168,8 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
     if not items:
         raise EvalError(f"no images in {restored}")
 
-    nets = {}
-    if "lpips" in wanted:
-        nets["lpips"] = _network_metric("lpips", lambda: LPIPS(device=device), result)
-    if "identity" in wanted:
-        nets["identity"] = _network_metric("identity", lambda: IdentitySimilarity(device=device), result)
+    scorers, skipped = build_scorers(wanted, device)
+    result.skipped.update(skipped)
 
     size_mismatch, restored_imgs = [], []
     for key, r_path, g_path in items:
@@ -206,9 +183,11 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
             for name, fn in (("psnr", psnr), ("ssim", ssim)):
                 if name in wanted:
                     row[name] = fn(out, ref)
-            for name, net in nets.items():
-                if net is not None:
-                    row[name] = net(out, ref)
+            for scorer in scorers:
+                values, note = scorer(out, ref)
+                row.update(values)
+                if note:
+                    result.notes[key] = note
         if "niqe" in wanted:
             try:
                 row["niqe"] = niqe(out)
@@ -282,37 +261,33 @@ def format_value(value: float | None, metric: str) -> str:
         return "—"
     if math.isinf(value):
         return "inf"
-    return f"{value:.4f}" if metric in ("ssim", "lpips", "identity") else f"{value:.2f}"
+    return f"{value:.4f}" if metric in ("ssim", "lpips", "cos_arcface", "cos_dlib", "l2_dlib") else f"{value:.2f}"
 
 
-def markdown_report(result: EvalResult, table_key: str | None, grid: tuple[str, list[str]] | None,
-                    label: str) -> str:
-    """The report: our metrics, skipped ones with reasons, FID protocol, the paper's rows beside ours."""
+def markdown_report(result: EvalResult, grid: tuple[str, list[str]] | None, label: str) -> str:
+    """The report: our metrics (what each is), skipped ones with reasons, fallbacks, FID protocol, and the
+    published rows beside ours."""
     lines = [f"# mpcnet eval — {label}", "",
              f"* restored: `{result.restored}`" + (f"  \n* ground truth: `{result.gt}`" if result.gt else "")
              + (f"  \n* LQ inputs: `{result.lq}`" if result.lq else ""),
              f"* images scored: {len(result.per_image)}", "",
-             "| metric | value | better |", "|---|---|---|"]
+             "| metric | value | better | what it is |", "|---|---|---|---|"]
     for m, higher in METRICS.items():
         if m in result.metrics:
-            lines.append(f"| {m.upper()} | {format_value(result.metrics[m], m)} | {'↑' if higher else '↓'} |")
+            lines.append(f"| {m.upper()} | {format_value(result.metrics[m], m)} | {'↑' if higher else '↓'} "
+                         f"| {DESCRIPTIONS[m]} |")
     for m, reason in result.skipped.items():
-        lines.append(f"| {m.upper()} | skipped: {reason} | {'↑' if METRICS[m] else '↓'} |")
+        lines.append(f"| {m.upper()} | skipped: {reason} | {'↑' if METRICS[m] else '↓'} | {DESCRIPTIONS[m]} |")
     lines += ["", f"**FID protocol:** {result.fid_protocol or 'not computed'}", ""]
+    if result.notes:
+        lines += [f"**Fallbacks ({len(result.notes)} of {len(result.per_image)} images):** "
+                  + "; ".join(f"{k}: {v}" for k, v in list(result.notes.items())[:10])
+                  + (" …" if len(result.notes) > 10 else ""), ""]
     if result.unpaired:
         lines += ["**Not scored:** " + "; ".join(f"{k}: {', '.join(v[:10])}{' …' if len(v) > 10 else ''}"
                                                  for k, v in result.unpaired.items()), ""]
-    if table_key:
-        title, cols, rows = PAPER_TABLES[table_key]
-        same = result.dataset == table_key
-        lines += [f"## The paper's {title}" + ("" if same else " — for orientation only: not the same data"), "",
-                  "| method | " + " | ".join(f"{c.upper()} {'↑' if METRICS[c] else '↓'}" for c in cols) + " |",
-                  "|---|" + "---|" * len(cols)]
-        for name, values in rows.items():
-            lines.append(f"| {name} | " + " | ".join(format_value(v, c) for v, c in zip(values, cols)) + " |")
-        lines.append("| **this run** | " + " | ".join(format_value(result.metrics.get(c), c) if c in result.metrics
-                                                    else "skipped" for c in cols) + " |")
-        lines.append("")
+    run = f"this run ({result.restore['method']}, {result.restore['weights']})" if result.restore else "this run"
+    lines += comparison_markdown(result.metrics, result.dataset, result.gt is not None, format_value, run)
     if grid:
         lines += ["## Samples", "", f"Columns: {' | '.join(grid[1])}", "", f"![samples]({grid[0]})", ""]
     return "\n".join(lines)
@@ -321,13 +296,12 @@ def markdown_report(result: EvalResult, table_key: str | None, grid: tuple[str, 
 def write_report(result: EvalResult, out_dir: Path, label: str, overwrite: bool = False) -> list[Path]:
     """``report.md``, ``metrics.json`` and ``grid.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    table_key = result.dataset if result.dataset in PAPER_TABLES else ("celeba-test" if result.gt else "real-test")
     names, rows = grid_rows(result)
     targets = [out_dir / n for n in ("report.md", "metrics.json", "grid.png")]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
         raise EvalError(f"{existing[0]} exists; give --overwrite to replace the report")
-    md = markdown_report(result, table_key, ("grid.png", names) if rows else None, label)
+    md = markdown_report(result, ("grid.png", names) if rows else None, label)
     if rows:
         write_image(targets[2], sample_grid(rows), overwrite=True)
     write_bytes_atomic(targets[0], md.encode())

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mpcnet.metrics import METRICS
+from mpcnet.metrics import DESCRIPTIONS, METRICS
+from mpcnet.restoration import METHODS, PEER_METHODS
 from mpcnet.utils.files import ImageReadError
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -23,23 +24,30 @@ def evaluate(
                                       "images by relative name (extension ignored)."),
     restored: Optional[Path] = typer.Option(None, "--restored", help="Score these existing restorations "
                                             "instead of restoring --lq."),
+    method: str = typer.Option("mpcnet", "--method", help="Network that restores --lq: mpcnet, or a peer run "
+                               "through the same aligned pipeline and protocol: "
+                               + ", ".join(f"{m} (default weights {w})" for m, w in PEER_METHODS.items()) + "."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Registry name or checkpoint path used to "
-                                          "restore --lq [default: restore's default]."),
+                                          "restore --lq [default: restore's default, or the peer's]."),
     fid_ref: Optional[Path] = typer.Option(None, "--fid-ref", help="Reference folder for FID [default: the "
                                            "GT folder]; the paper used 3,000 CelebA-HQ images."),
     metrics: str = typer.Option(",".join(METRICS), "--metrics", help="Comma-separated subset of "
                                 f"{', '.join(METRICS)}."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the networks (restore, LPIPS, FID, "
-                               "ArcFace)."),
+                               "ArcFace; dlib always runs on the CPU)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write report.md, metrics.json and "
                                           "grid.png (LQ | restored | GT) here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
 ) -> None:
-    """Score restorations with section 4.2's metrics (PSNR, SSIM, LPIPS, FID, NIQE, identity).
+    """Score restorations with section 4.2's metrics (PSNR, SSIM, LPIPS, FID, NIQE), identity and landmarks.
 
-    Metrics whose network weights are absent are skipped with the reason; the report puts the paper's
-    Table 3 (CelebA-Test) or Table 7 (Real-Test) rows beside this run's.
+    Identity and landmark distance always run offline with dlib (deg_dlib, cos_dlib, l2_dlib,
+    lmd_dlib68; the 'identity' extra); ArcFace's deg_arcface/cos_arcface, the papers' Deg/IDS, run when
+    the 'arcface' file is pinned. The two are different networks: never compare one with the other.
+    Metrics whose network weights are absent are skipped with the reason; the report puts the published
+    rows (the paper's Table 3 for CelebA-Test, Table 7 for Real-Test; source and protocol named) beside
+    this run's, in the columns computed the same way.
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report
@@ -48,6 +56,10 @@ def evaluate(
     unknown = [m for m in chosen if m not in METRICS]
     if unknown:
         fail(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
+    if method not in METHODS:
+        fail(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    if method != "mpcnet" and restored is not None:
+        fail("--method restores --lq; with --restored there is nothing to restore")
     try:
         if dataset:
             if lq or gt:
@@ -62,7 +74,8 @@ def evaluate(
             summary = None
             if restored is None:
                 with console.status(f"restoring {lq}…"):
-                    restored, summary = restore_folder(lq, weights, output or Path(tmp), device, overwrite=overwrite)
+                    restored, summary = restore_folder(lq, weights, output or Path(tmp), device, overwrite=overwrite,
+                                                       method=method)
                 kept = f"into {restored}" if output else "(not kept: give -o to keep them)"
                 console.print(f"restored {summary['restored']} of {summary['files']} faces with {summary['weights']} "
                               f"in {summary['seconds']:.1f} s {kept}")
@@ -88,11 +101,15 @@ def _print_table(result) -> None:
     table = Table(title=f"mpcnet eval: {len(result.per_image)} images")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("what it is")
     for m, value in result.metrics.items():
-        table.add_row(f"{m.upper()} {'↑' if METRICS[m] else '↓'}", format_value(value, m))
+        table.add_row(f"{m.upper()} {'↑' if METRICS[m] else '↓'}", format_value(value, m), DESCRIPTIONS[m])
     for m, reason in result.skipped.items():
-        table.add_row(m.upper(), f"skipped: {reason}")
+        table.add_row(m.upper(), f"skipped: {reason}", DESCRIPTIONS[m])
     console.print(table)
     console.print(f"FID protocol: {result.fid_protocol or 'not computed'}")
+    if result.notes:
+        console.print(f"[yellow]fallbacks ({len(result.notes)} images):[/] "
+                      + "; ".join(f"{k}: {v}" for k, v in list(result.notes.items())[:5]))
     for kind, keys in result.unpaired.items():
         console.print(f"[yellow]not scored ({kind}):[/] {', '.join(keys[:10])}{' …' if len(keys) > 10 else ''}")

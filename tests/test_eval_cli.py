@@ -128,3 +128,60 @@ def test_eval_restores_the_lq_folder_with_the_chosen_weights(aligned_faces, tmp_
     assert 0 < data["metrics"]["psnr"] < 60
     bad = run("--lq", lq, "--weights", tmp_path / "missing.pth")
     assert bad.returncode == 2 and "missing.pth" in bad.output
+
+
+def test_dlib_identity_and_landmarks_beside_arcface_under_its_own_name(folders, tmp_path, monkeypatch):
+    """dlib's metrics on every pair, ArcFace (random weights of its real arch, pinned) under its own names,
+    a note for the pair whose GT has no upright face, and published columns that never take a dlib value."""
+    import math
+
+    from gfpgan.archs.arcface_arch import ResNetArcFace
+
+    from mpcnet.metrics.dlib_face import NAMES as DLIB
+    from mpcnet.weights import pin
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    torch.save(ResNetArcFace(block="IRBlock", layers=(2, 2, 2, 2), use_se=False).state_dict(),
+               weights / "arcface_resnet18.pth")
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(weights))
+    pin("arcface")
+    gt, restored = tmp_path / "gt", tmp_path / "restored"
+    shutil.copytree(folders / "gt", gt)
+    shutil.copytree(folders / "restored", restored)
+    (restored / "unpaired.png").unlink()
+    turned = cv2.rotate(cv2.imread(str(gt / "000.png")), cv2.ROTATE_90_CLOCKWISE)
+    cv2.imwrite(str(gt / "turned.png"), turned)
+    cv2.imwrite(str(restored / "turned.png"), cv2.GaussianBlur(turned, (0, 0), 1.0))
+    out = run("--restored", restored, "--gt", gt, "--metrics", "psnr,deg_arcface,cos_arcface," + ",".join(DLIB),
+              "-o", tmp_path / "rep", "--json")
+    assert out.returncode == 0, out.output
+    data = json.loads(out.stdout)
+    assert set(data["metrics"]) == {"psnr", "deg_arcface", "cos_arcface", *DLIB} and not data["skipped"]
+    for row in data["per_image"].values():
+        assert row["deg_arcface"] == pytest.approx(math.degrees(math.acos(row["cos_arcface"])))
+        assert row["deg_dlib"] != row["deg_arcface"] and 0 < row["deg_dlib"] < 15 and row["lmd_dlib68"] < 5
+    assert list(data["notes"]) == ["turned"] and "fixed FFHQ box" in data["notes"]["turned"]
+    assert "not comparable with ArcFace" in data["descriptions"]["deg_dlib"]
+    published = data["published"]
+    assert "Table 3" in published["source"] and published["protocol"] and not published["same_data"]
+    assert {c["ours"] for c in published["columns"]}.isdisjoint({*DLIB, "deg_arcface", "cos_arcface"})
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "Fallbacks (1 of 7 images)" in report and "turned: dlib's HOG detector found no face" in report
+    assert "| DEG_DLIB |" in report and "| DEG_ARCFACE |" in report and "*Source:* Teng, Yu & Wu" in report
+
+
+def test_named_celeba_test_run_reports_identity_and_landmarks_beside_its_own_table(folders, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(folders / "lq", root / "celeba-test" / "lq")
+    shutil.copytree(folders / "gt", root / "celeba-test" / "gt")
+    out = run("--dataset", "celeba-test", "--data-root", root, "--metrics", "psnr,deg_dlib,lmd_dlib68",
+              "-o", tmp_path / "rep", "--json")
+    assert out.returncode == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["dataset"] == "celeba-test" and data["restore"]["method"] == "mpcnet" and data["images"] == 6
+    assert set(data["metrics"]) == {"psnr", "deg_dlib", "lmd_dlib68"} and data["published"]["same_data"]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## MPCNet paper, Table 3 (CelebA-Test, blind face restoration)\n" in report  # no "not the same data"
+    assert "| **this run (mpcnet, mpcnet-tiny)** | not computed | not computed |" in report

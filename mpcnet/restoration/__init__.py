@@ -8,3 +8,7 @@ DETECTORS = ("retinaface", "mtcnn", "yunet")
 BG_UPSAMPLER_NAMES = ("lanczos", "bicubic", "realesrgan", "none")
 # The project's own small checkpoint (trained in issue 8), used when no --weights is given.
 DEFAULT_WEIGHTS = "mpcnet-tiny"
+# Peers `mpcnet eval --method` runs through the same pipeline (mpcnet.restoration.peers), and their
+# default registry weights.
+PEER_METHODS = {"gfpgan": "gfpgan-v1.4", "restoreformer": "restoreformer"}
+METHODS = ("mpcnet", *PEER_METHODS)

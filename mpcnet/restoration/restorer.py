@@ -30,12 +30,15 @@ def channels_last_convs(net: torch.nn.Module) -> torch.nn.Module:
 
 class FaceRestorer:
     """Runs a restoration network mapping (B,3,S,S) RGB in [-1, 1] to the same, on 512² BGR crops
-    (resized to the network's size S; see :meth:`__call__` for the way back)."""
+    (resized to the network's size S; see :meth:`__call__` for the way back); ``channels_last=False``
+    for networks that need NCHW."""
 
     def __init__(self, net: torch.nn.Module, size: int = FACE_SIZE, device: str = "cpu",
-                 amp: bool = False, batch_size: int = 8, name: str = "network"):
+                 amp: bool = False, batch_size: int = 8, name: str = "network", channels_last: bool = True):
         self.device = torch.device(device)
-        self.net = channels_last_convs(net.eval().to(self.device))
+        self.channels_last = channels_last
+        net = net.eval().to(self.device)
+        self.net = channels_last_convs(net) if channels_last else net
         self.size, self.amp, self.batch_size, self.name = size, amp, batch_size, name
 
     @classmethod
@@ -68,7 +71,7 @@ class FaceRestorer:
         """One forward pass on a (B,3,S,S) batch in [-1, 1]: float32 output in [-1, 1], and, when the
         network has a parsing prior, its class map (B,S,S) — the frozen prior is computed once and
         serves both the network and the paste mask."""
-        x = x.to(self.device, memory_format=torch.channels_last)
+        x = x.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         with torch.inference_mode():
             with self._autocast():
                 out = self.net(x, return_parse=True) if self.parses else self.net(x)

@@ -285,12 +285,16 @@ def test_parsing_mask_decides_what_is_pasted(yunet, tmp_path, mask):
     assert changed(forehead) > 30 if mask in ("ellipse", "no face parsed") else changed(forehead) < 8
 
 
-def test_the_pipeline_itself_refuses_to_write_into_the_input_folder(yunet, tmp_path):
-    from mpcnet.utils.files import UnsafeOutputError
-    (tmp_path / "a.jpg").write_bytes((WHOLE / "04.jpg").read_bytes())
-    with pytest.raises(UnsafeOutputError):
-        pipeline(yunet).run([tmp_path / "a.jpg"], tmp_path, tmp_path / "out")
-    assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]
+def test_the_pipeline_itself_refuses_to_write_onto_an_input(yunet, tmp_path):
+    """The pipeline's own guard (the CLI checks the output folder first): an output that is the input
+    file itself fails that file, even with overwrite, and leaves it unchanged."""
+    (tmp_path / "restored_imgs").mkdir()
+    photo = tmp_path / "restored_imgs" / "a.jpg"
+    photo.write_bytes((WHOLE / "04.jpg").read_bytes())
+    [result] = pipeline(yunet, overwrite=True).run([photo], photo.parent, tmp_path).results
+    assert result.status == "failed" and "input file itself" in result.message
+    assert photo.read_bytes() == (WHOLE / "04.jpg").read_bytes()
+    assert [p.name for p in tmp_path.rglob("*")] == ["restored_imgs", "a.jpg"]
 
 
 @pytest.mark.parametrize("parse", [True, False])

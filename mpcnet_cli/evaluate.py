@@ -79,7 +79,12 @@ def evaluate(
     for path in written:
         console.print(f"wrote {path}")
     if as_json:
-        emit_json(result.to_json())
+        report = result.to_json()
+        if summary is not None and output is None:
+            report["restored"] = None  # restored into a temporary folder, deleted by now (give -o to keep it)
+        emit_json(report)
+    if summary is not None and summary["failures"]:
+        raise typer.Exit(1)  # scored, but some inputs could not be restored
 
 
 def _print_table(result) -> None:

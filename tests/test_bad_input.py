@@ -66,6 +66,40 @@ def entry(report, name):
 
 # -- restore: one bad file fails with its reason, the batch goes on (exit 1) ------------------------
 
+BAD_FILES = {  # name → (bytes from a good face, expected reason)
+    "empty.jpg": (lambda good: b"", "empty file (0 bytes)"),
+    "text.jpg": (lambda good: b"this is not a photo\n", "not an image or corrupt"),
+    "cut.png": (lambda good: good[: len(good) // 2], "corrupt or truncated image data"),
+    "dot.png": (lambda good: cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes(), "too small (1×1)"),
+}
+
+
+def test_every_kind_of_bad_file_fails_alone(faces, tmp_path, tiny_weights):
+    good = next(faces.glob("*.png")).read_bytes()
+    for name, (make, _) in BAD_FILES.items():
+        (faces / name).write_bytes(make(good))
+    (faces / "Zoë 写真.png").write_bytes(good)  # a unicode name is a good file
+    before = tree_hashes(faces)
+    result, report = restore_aligned(faces, tmp_path / "out", tiny_weights)
+    assert result.exit_code == 1 and (report["restored"], report["failed"]) == (3, len(BAD_FILES))
+    for name, (_, reason) in BAD_FILES.items():
+        assert entry(report, name) | {"source": name} == {"source": name, "status": "failed", "output": None,
+                                                          "faces": 0, "message": reason}
+        assert_one_clean_line(result, name, reason)
+    assert (tmp_path / "out" / "restored_imgs" / "Zoë 写真.png").is_file()
+    assert tree_hashes(faces) == before
+
+
+def test_single_photo_with_output_beside_it(faces, tmp_path, tiny_weights, monkeypatch):
+    """Issue 14's point 0, kept: `restore photo.png -o out` in the photo's own folder."""
+    monkeypatch.chdir(faces)
+    name = sorted(p.name for p in faces.iterdir())[0]
+    before = tree_hashes(faces)
+    result, report = restore_aligned(name, "out", tiny_weights)
+    assert result.exit_code == 0 and report["restored"] == 1
+    assert (faces / "out" / "restored_imgs" / name).is_file()
+    assert {k: v for k, v in tree_hashes(faces).items() if k.parts[0] != "out"} == before
+
 def test_dangling_symlink_is_reported_and_counted(faces, tmp_path, tiny_weights):
     (faces / "gone.png").symlink_to(tmp_path / "deleted.png")
     before = tree_hashes(faces)
@@ -316,6 +350,14 @@ def test_eval_empty_lq_names_the_users_folder(tmp_path, tiny_weights):
     assert result.exit_code == 2
     assert_one_clean_line(result, "error:", "no images in --lq", str(tmp_path / "empty"))
     assert "mpcnet-eval-" not in result.stderr
+
+
+def test_eval_output_on_a_file_is_refused_before_scoring(faces, tmp_path):
+    (tmp_path / "report").write_text("a user's file\n")
+    result, _ = cli("eval", "--restored", faces, "--metrics", "niqe", "-o", tmp_path / "report")
+    assert result.exit_code == 2 and (tmp_path / "report").read_text() == "a user's file\n"
+    assert_one_clean_line(result, "error:", "is a file, not a folder")
+    assert "mpcnet eval:" not in result.stderr  # nothing was scored
 
 
 def test_eval_exit_1_when_an_input_failed_and_json_names_no_deleted_folder(faces, tmp_path, tiny_weights):

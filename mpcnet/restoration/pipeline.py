@@ -22,7 +22,7 @@ from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_fa
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, UnsafeOutputError, check_not_input,
                                 read_image, write_image)
-from mpcnet.utils.memory import GIB, available_bytes
+from mpcnet.utils.memory import available_bytes, format_bytes
 
 STAGES = ("read", "detect", "align", "network", "background", "paste", "write")
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
@@ -183,8 +183,8 @@ class RestorePipeline:
                                  f"limit of {opts.max_pixels} (raise --max-pixels or lower --upscale)")
         need, free = self.memory_needed(width, height), available_bytes()
         if free is not None and need > free:
-            raise ImageReadError(f"{width}×{height} at --upscale {opts.upscale} needs about {need / GIB:.1f} GiB of "
-                                 f"memory and {free / GIB:.1f} GiB is available (lower --upscale, or free memory)")
+            raise ImageReadError(f"{width}×{height} at --upscale {opts.upscale} needs about {format_bytes(need)} of "
+                                 f"memory and {format_bytes(free)} is available (lower --upscale, or free memory)")
 
     def _prepare(self, source: Path, output: Path) -> _Photo:
         opts = self.options

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 
-GIB = 2 ** 30
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in MiB below a GiB, else in GiB, one decimal."""
+    return f"{n / 2 ** 20:.1f} MiB" if n < 2 ** 30 else f"{n / 2 ** 30:.1f} GiB"
 
 
 def available_bytes() -> int | None:

@@ -186,8 +186,8 @@ def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "
     if resume and state_path is None:
         raise TrainError(f"--resume: no training state under {opt['path']['training_states']}")
     exp_root = Path(opt["path"]["experiments_root"])
-    if rank == 0 and resume:  # a checkpoint write killed outright (kill -9) leaves its temporary file
-        stale = remove_stale_parts(exp_root)
+    # a checkpoint write killed outright (kill -9) leaves its temporary file
+    stale = remove_stale_parts(exp_root) if rank == 0 and resume else []
     if rank == 0 and not resume:
         mkdir_and_rename(str(exp_root))  # an earlier run of the same name is kept, renamed
         for key in ("models", "training_states"):
@@ -197,7 +197,7 @@ def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "
     logger = run_logger(opt, exp_root / f"train_{opt['name']}_{get_time_str()}.log")
     logger.info(get_env_info())
     logger.info(dict2str(opt))
-    if rank == 0 and resume and stale:
+    if stale:
         logger.info(f"Removed {len(stale)} stale partial file(s) of an interrupted write: {', '.join(map(str, stale))}")
     tb_logger = make_tb_logger(opt)
 

@@ -20,15 +20,23 @@ class CheckpointError(Exception):
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load tensors and plain containers only; a pickle that needs more is refused."""
+    """Load tensors and plain containers only; a pickle that needs more is refused. Only a pickle
+    that asks for a Python global gets the security message; random bytes, a truncated or a text
+    file are "not a PyTorch checkpoint"."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path} needs arbitrary Python objects to load, which could run code; refused "
-            "(only tensors and plain containers are accepted)") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+        if "GLOBAL" in str(exc):
+            raise CheckpointError(
+                f"{path} needs arbitrary Python objects to load, which could run code; refused "
+                "(only tensors and plain containers are accepted)") from exc
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt, or a plain "
+                              "pickle rather than torch.save's format)") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - torch's errors for damaged files vary (RuntimeError, KeyError…)
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated: "
+                              f"{type(exc).__name__})") from exc
 
 
 def save_checkpoint(obj: dict, path: str | Path) -> None:

@@ -20,10 +20,11 @@ from typing import Callable
 
 import cv2
 import numpy as np
-import yaml
 
-from mpcnet.data.degradations import PAPER_RANGES, PRESETS, DegradationParams, apply_degradation, sample_params, to_uint8
-from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_output_location, list_images, read_image, write_bytes_atomic, write_image
+from mpcnet.data.degradations import (PAPER_RANGES, PRESETS, DegradationParams, apply_degradation, check_ranges,
+                                      sample_params, to_uint8)
+from mpcnet.utils.files import (ImageReadError, UnsafeOutputError, check_output_location, list_images, load_yaml,
+                                read_image, read_text, write_bytes_atomic, write_image)
 
 MANIFEST_COLUMNS = ["output", "input", "size", *DegradationParams.__dataclass_fields__]
 
@@ -61,7 +62,10 @@ def build_ranges(preset: str = "celeba-test", ranges_file: Path | None = None, s
                  noise: float | None = None, jpeg: str | None = None, kernel: str | None = None) -> dict:
     """The ranges of a run: a preset (or a YAML/JSON ranges file), then any fixed values."""
     if ranges_file is not None:
-        loaded = yaml.safe_load(Path(ranges_file).read_text())
+        try:
+            loaded = load_yaml(ranges_file, "--ranges")
+        except ValueError as e:
+            raise DegradeError(str(e)) from None
         if not isinstance(loaded, dict):
             raise DegradeError(f"{ranges_file} must hold a mapping of degradation ranges")
         ranges = {**PAPER_RANGES, **loaded}
@@ -87,6 +91,7 @@ def build_ranges(preset: str = "celeba-test", ranges_file: Path | None = None, s
     if kernel is not None:
         ranges.update(parse_kernel(kernel))
     try:
+        check_ranges(ranges)
         sample_params(np.random.default_rng(0), ranges)
     except (ValueError, TypeError, KeyError) as e:
         raise DegradeError(f"bad degradation ranges: {e}") from None
@@ -120,8 +125,11 @@ def reproduce(row: dict, input_root: str | Path) -> np.ndarray:
     return render(Path(input_root) / row["input"], int(row["size"]), DegradationParams.from_dict(row))
 
 
-def prepare_output(inputs: str | Path, out_dir: str | Path, overwrite: bool) -> None:
-    """Refuse an output folder inside the input, or a non-empty one unless ``overwrite``."""
+def prepare_output(inputs: str | Path, out_dir: str | Path, overwrite: bool, skip_existing: bool = False) -> None:
+    """Refuse an output folder inside the input, or a non-empty one unless ``overwrite`` or
+    ``skip_existing`` (not both)."""
+    if overwrite and skip_existing:
+        raise DegradeError("--overwrite and --skip-existing contradict each other: give one of them")
     check_output_location(inputs, out_dir)
     out_dir = Path(out_dir)
     if Path(inputs).is_file() and out_dir.resolve() == Path(inputs).resolve().parent:
@@ -129,8 +137,9 @@ def prepare_output(inputs: str | Path, out_dir: str | Path, overwrite: bool) -> 
                                 "could replace it; choose another")
     if out_dir.exists() and not out_dir.is_dir():
         raise DegradeError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise DegradeError(f"{out_dir} is not empty (use --overwrite to write into it)")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (overwrite or skip_existing):
+        raise DegradeError(f"{out_dir} is not empty (use --overwrite to write into it, or --skip-existing to "
+                           "finish an interrupted run)")
 
 
 @dataclass
@@ -149,28 +158,79 @@ class Summary:
     rows: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: int = 0  # outputs that existed (--skip-existing): their rows are re-derived, not re-rendered
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped the run; rows and manifest hold what finished
 
     def to_json(self) -> dict:
         return {"out": str(self.out_dir), "manifest": str(self.manifest) if self.manifest else None,
-                "processed": len(self.rows), "failed": self.failed, "seconds": round(self.seconds, 3),
+                "processed": len(self.rows), "skipped": self.skipped, "failed": self.failed,
+                "interrupted": self.interrupted, "seconds": round(self.seconds, 3),
                 "images_per_s": round(len(self.rows) / self.seconds, 2) if self.seconds else None}
 
 
-def _process(job: Job, out_dir: Path, size: int, ranges: dict, seed: int, overwrite: bool) -> dict:
+def _process(job: Job, out_dir: Path, size: int, ranges: dict, seed: int, overwrite: bool,
+             skip_existing: bool = False) -> dict:
+    """Degrade one job; with ``skip_existing`` an existing output is kept and only its row is
+    derived (the same seed and options give the same parameters), marked ``skipped``."""
     params = job.params or sample_params(np.random.default_rng(image_seed(seed, job.rel)), ranges)
     size = size if job.size is None else job.size
-    lq = render(job.src, size, params)
-    write_image(out_dir / job.out_rel, lq, overwrite=overwrite)
-    return {"output": job.out_rel, "input": job.rel, "size": size, **params.to_dict()}
+    row = {"output": job.out_rel, "input": job.rel, "size": size, **params.to_dict()}
+    if skip_existing and (out_dir / job.out_rel).exists():
+        return {**row, "skipped": True}
+    write_image(out_dir / job.out_rel, render(job.src, size, params), overwrite=overwrite)
+    return row
+
+
+def _relative(value, column: str, where: str) -> str:
+    """A manifest path: relative, inside its folder (a manifest must not write elsewhere)."""
+    rel = Path(str(value))
+    if not str(value) or rel.is_absolute() or ".." in rel.parts:
+        raise DegradeError(f"{where}: {column} {value!r} must be a relative path inside its folder")
+    return rel.as_posix()
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Rows of a manifest written by :func:`run` (CSV or JSONL, by extension)."""
+    """Rows of a manifest written by :func:`run` (CSV or JSONL, by extension), each checked: every
+    column present, numbers where numbers belong, parameters eq. 1 can apply, relative paths.
+    :class:`DegradeError` names the row and the column."""
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = read_text(path, "manifest")
+    except ValueError as e:
+        raise DegradeError(str(e)) from None
     if path.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return list(csv.DictReader(io.StringIO(text)))
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise DegradeError(f"manifest {path} line {n} is not JSON ({e.msg}); truncated?") from None
+    else:
+        try:
+            rows = [(n, row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
+        except csv.Error as e:
+            raise DegradeError(f"manifest {path} is not a CSV file ({e})") from None
+    if not rows:
+        raise DegradeError(f"manifest {path} has no rows")
+    for n, row in rows:
+        where = f"manifest {path} line {n}"
+        missing = [c for c in MANIFEST_COLUMNS if not isinstance(row, dict) or c not in row]
+        if missing:
+            raise DegradeError(f"{where} has no {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}: not a "
+                               f"degrade manifest (columns: {', '.join(MANIFEST_COLUMNS)})")
+        if path.suffix != ".jsonl" and any(row[c] is None for c in MANIFEST_COLUMNS):  # short CSV row
+            raise DegradeError(f"{where} is cut short ({sum(row[c] is not None for c in MANIFEST_COLUMNS)} of "
+                               f"{len(MANIFEST_COLUMNS)} fields); truncated?")
+        try:
+            DegradationParams.from_dict(row)
+            if int(row["size"]) < 0:
+                raise ValueError("size must be ≥ 0")
+        except (ValueError, TypeError) as e:
+            raise DegradeError(f"{where}: {e}") from None
+        row["input"], row["output"] = _relative(row["input"], "input", where), _relative(row["output"], "output", where)
+    return [row for _, row in rows]
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
@@ -209,9 +269,11 @@ def plan(inputs: str | Path, fmt: str = "png", sample: int | None = None, seed: 
 
 def run(jobs: list[Job], out_dir: str | Path, ranges: dict = PAPER_RANGES, seed: int = 0, size: int = 512,
         workers: int = 1, overwrite: bool = False, manifest: str = "csv",
-        on_done: Callable[[Job, str | None], None] | None = None) -> Summary:
+        on_done: Callable[[Job, str | None], None] | None = None, skip_existing: bool = False) -> Summary:
     """Degrade every job into ``out_dir`` and write ``manifest.csv|jsonl`` there. Files that fail
-    are recorded in ``Summary.failed`` with a one-line reason; the others finish."""
+    are recorded in ``Summary.failed`` with a one-line reason; the others finish. Ctrl-C (or
+    SIGTERM) stops the run: the images in hand finish their atomic writes, the rest are not
+    started, and the manifest lists what was done (``interrupted``); ``skip_existing`` resumes."""
     out_dir = Path(out_dir)
     summary = Summary(out_dir=out_dir)
     start = time.perf_counter()
@@ -225,28 +287,39 @@ def run(jobs: list[Job], out_dir: str | Path, ranges: dict = PAPER_RANGES, seed:
         else:
             seen[job.out_rel] = job.rel
             todo.append(job)
-    args = (out_dir, size, ranges, seed, overwrite)
+    args = (out_dir, size, ranges, seed, overwrite, skip_existing)
 
     def record(job: Job, get: Callable[[], dict]) -> None:
         try:
-            summary.rows.append(get())
+            row = get()
+            summary.skipped += bool(row.pop("skipped", False))
+            summary.rows.append(row)
             error = None
-        except (ImageReadError, OSError, ValueError, cv2.error) as e:
+        except (ImageReadError, OSError, ValueError, cv2.error, MemoryError) as e:
             error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             summary.failed.append({"input": job.rel, "error": error})
         if on_done:
             on_done(job, error)
 
-    if workers <= 1:
-        for job in todo:
-            record(job, lambda j=job: _process(j, *args))
-    else:
-        # Threads, not processes: OpenCV releases the GIL in every heavy step, and forking a process
-        # that has loaded torch can deadlock.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_process, job, *args): job for job in todo}
-            for fut in as_completed(futures):
-                record(futures[fut], fut.result)
+    try:
+        if workers <= 1:
+            for job in todo:
+                record(job, lambda j=job: _process(j, *args))
+        else:
+            # Threads, not processes: OpenCV releases the GIL in every heavy step, and forking a process
+            # that has loaded torch can deadlock.
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_process, job, *args): job for job in todo}
+                try:
+                    for fut in as_completed(futures):
+                        record(futures.pop(fut), fut.result)
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=True, cancel_futures=True)  # images in hand finish their writes
+                    for fut in [f for f in futures if f.done() and not f.cancelled()]:
+                        record(futures[fut], fut.result)
+                    raise
+    except KeyboardInterrupt:
+        summary.interrupted = True
     summary.rows.sort(key=lambda r: r["input"])
     summary.failed.sort(key=lambda r: r["input"])
     if summary.rows:

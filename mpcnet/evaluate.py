@@ -125,6 +125,9 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.weights import WeightsError
 
+    root, files = list_images(lq)
+    if not files:
+        raise EvalError(f"no images in --lq {lq}")
     try:
         check_output_location(lq, out_dir)
         if method == "mpcnet":
@@ -134,11 +137,14 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
             restorer = FaceRestorer(net, size, device, batch_size=batch_size, name=name, channels_last=False)
     except (WeightsError, CheckpointError, UnsafeOutputError, PeerError) as exc:
         raise EvalError(str(exc)) from exc
-    root, files = list_images(lq)
     options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
     summary = RestorePipeline(restorer, None, options).run(files, root, out_dir).to_dict()
     summary["weights"], summary["method"] = restorer.name, method
     summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
+    if summary["restored"] == 0:
+        first = summary["failures"][0]
+        raise EvalError(f"none of the {len(files)} images in --lq {lq} could be restored "
+                        f"(first: {Path(first['source']).name}: {first['message']})")
     return out_dir / "restored_imgs", summary
 
 

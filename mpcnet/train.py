@@ -20,7 +20,7 @@ from basicsr.models import build_model
 from basicsr.utils import (AvgTimer, MessageLogger, get_env_info, get_root_logger, get_time_str, init_tb_logger,
                            mkdir_and_rename, set_random_seed)
 from basicsr.utils.dist_util import get_dist_info
-from basicsr.utils.options import dict2str, yaml_load
+from basicsr.utils.options import dict2str
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -29,21 +29,30 @@ import mpcnet.data  # noqa: F401 - registers our datasets
 import mpcnet.losses  # noqa: F401 - registers our losses
 import mpcnet.models  # noqa: F401 - registers our models
 from mpcnet.compat import init_dist
+from mpcnet.data.degradations import check_ranges
+from mpcnet.utils.files import load_yaml, remove_stale_parts
 
 
 class TrainError(Exception):
     """A training run that cannot start; the message says why."""
 
 
-def load_options(opt_path: str | Path, launcher: str = "none") -> dict:
-    """Read a BasicSR option file and fill in the distributed and path settings."""
+def read_options(opt_path: str | Path) -> dict:
+    """A BasicSR option file, parsed and checked (:func:`check_options`), nothing filled in."""
     opt_path = Path(opt_path)
     if not opt_path.is_file():
         raise TrainError(f"option file {opt_path} does not exist")
-    opt = yaml_load(str(opt_path))
-    for key in ("name", "model_type", "datasets", "train"):
-        if key not in opt:
-            raise TrainError(f"{opt_path} has no '{key}' entry")
+    try:
+        opt = load_yaml(opt_path, "option file")
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+    check_options(opt, opt_path)
+    return opt
+
+
+def load_options(opt_path: str | Path, launcher: str = "none") -> dict:
+    """Read a BasicSR option file and fill in the distributed and path settings."""
+    opt = read_options(opt_path)
     if launcher == "none":
         opt["dist"] = False
     elif launcher == "pytorch":
@@ -69,6 +78,50 @@ def load_options(opt_path: str | Path, launcher: str = "none") -> dict:
                        training_states=str(root / "training_states"), log=str(root),
                        visualization=str(root / "visualization"))
     return opt
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_options(opt, opt_path: Path) -> None:
+    """Refuse an option file that would fail later: missing entries, iteration and batch counts that
+    are not positive integers, degradation ranges eq. 1 cannot sample. The message names the key."""
+    if not isinstance(opt, dict):
+        raise TrainError(f"{opt_path} must hold a mapping of options (name, model_type, datasets, train, …)")
+    for key in ("name", "model_type", "datasets", "train"):
+        if key not in opt:
+            raise TrainError(f"{opt_path} has no '{key}' entry")
+    for key in ("datasets", "train"):
+        if not isinstance(opt[key], dict):
+            raise TrainError(f"{opt_path}: '{key}' must be a mapping")
+    if "train" not in opt["datasets"]:
+        raise TrainError(f"{opt_path}: 'datasets' has no 'train' entry")
+    if not _positive_int(opt["train"].get("total_iter")):
+        raise TrainError(f"{opt_path}: train.total_iter must be an integer ≥ 1, "
+                         f"not {opt['train'].get('total_iter')!r}")
+    for phase, dataset in opt["datasets"].items():
+        key = f"datasets.{phase}"
+        if not isinstance(dataset, dict) or "type" not in dataset:
+            raise TrainError(f"{opt_path}: {key} must be a mapping with a 'type'")
+        for name in ("batch_size_per_gpu", "gt_size"):
+            if name in dataset and not _positive_int(dataset[name]):
+                raise TrainError(f"{opt_path}: {key}.{name} must be an integer ≥ 1, not {dataset[name]!r}")
+        try:
+            check_ranges(dataset.get("degradation") or {})
+        except ValueError as exc:
+            raise TrainError(f"{opt_path}: {key}.degradation: {exc}") from None
+
+
+def check_dataset_paths(opt: dict, opt_path: str | Path) -> None:
+    """Refuse, before the experiment folder is created, a dataset folder or list file that does not
+    exist (BasicSR would fail only at the first batch)."""
+    for phase, dataset in opt["datasets"].items():
+        for name, value in dataset.items():
+            if (name.startswith("dataroot") or name == "meta_info_file") and (
+                    not isinstance(value, str) or not Path(value).exists()):
+                raise TrainError(f"{opt_path}: datasets.{phase}.{name} {value!r} does not exist (relative paths "
+                                 f"start from the folder you run in, {Path.cwd()})")
 
 
 def latest_state(opt: dict) -> Path | None:
@@ -124,6 +177,7 @@ def val_loaders_for(opt: dict) -> list[DataLoader]:
 def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "none") -> dict:
     """Train one stage as its option file says; returns a summary (iterations, it/s, last metrics)."""
     opt = load_options(opt_path, launcher)
+    check_dataset_paths(opt, opt_path)
     rank = opt["rank"]
     if opt.get("cpu_threads"):  # on a busy shared CPU one thread per process is often much faster
         torch.set_num_threads(int(opt["cpu_threads"]))
@@ -132,6 +186,8 @@ def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "
     if resume and state_path is None:
         raise TrainError(f"--resume: no training state under {opt['path']['training_states']}")
     exp_root = Path(opt["path"]["experiments_root"])
+    # a checkpoint write killed outright (kill -9) leaves its temporary file
+    stale = remove_stale_parts(exp_root) if rank == 0 and resume else []
     if rank == 0 and not resume:
         mkdir_and_rename(str(exp_root))  # an earlier run of the same name is kept, renamed
         for key in ("models", "training_states"):
@@ -141,6 +197,8 @@ def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "
     logger = run_logger(opt, exp_root / f"train_{opt['name']}_{get_time_str()}.log")
     logger.info(get_env_info())
     logger.info(dict2str(opt))
+    if stale:
+        logger.info(f"Removed {len(stale)} stale partial file(s) of an interrupted write: {', '.join(map(str, stale))}")
     tb_logger = make_tb_logger(opt)
 
     train_opt = opt["datasets"]["train"]

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mpcnet_cli.common import console, emit_json, fail
+from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
 
 def _list_presets() -> None:
@@ -38,6 +38,8 @@ def degrade(
                                                  "manifest from IN with the recorded parameters."),
     workers: int = typer.Option(1, min=1, help="Worker threads (results do not depend on their number)."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty output folder, replacing files."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Finish an interrupted run: keep the outputs "
+                                       "that exist (their manifest rows are re-derived from the same options)."),
     fmt: str = typer.Option("png", "--format", help="Output format: png or jpg (jpg adds its own compression)."),
     manifest: str = typer.Option("csv", help="Manifest format: csv or jsonl."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -65,7 +67,7 @@ def degrade(
         root, jobs = plan(inputs, fmt, sample, seed, rows)
         if not jobs:
             fail(f"no images found in {inputs}")
-        prepare_output(inputs, out, overwrite)
+        prepare_output(inputs, out, overwrite, skip_existing)
     except (DegradeError, UnsafeOutputError, FileNotFoundError, OSError) as e:
         fail(str(e))
     show = not quiet and console.is_terminal
@@ -78,12 +80,17 @@ def degrade(
                 console.print(f"[yellow]skipped[/] {job.rel}: {error}")
             progress.advance(task)
 
-        summary = run(jobs, out, ranges, seed, size, workers, overwrite, manifest, on_done)
+        summary = run(jobs, out, ranges, seed, size, workers, overwrite, manifest, on_done, skip_existing)
     if as_json:
         emit_json(summary.to_json())
     elif not quiet:
         written = f"; manifest: {summary.manifest}" if summary.manifest else ""
-        console.print(f"{len(summary.rows)} degraded into {out} in {summary.seconds:.1f}s, "
+        skipped = f" ({summary.skipped} existed, kept)" if summary.skipped else ""
+        console.print(f"{len(summary.rows)} degraded into {out}{skipped} in {summary.seconds:.1f}s, "
                       f"{len(summary.failed)} failed{written}")
+    if summary.interrupted:
+        console.print(f"[red]interrupted[/] after {len(summary.rows) + len(summary.failed)} of {len(jobs)} images; "
+                      "finished outputs are kept, none is partial: rerun with --skip-existing to do the rest")
+        raise typer.Exit(INTERRUPTED)
     if summary.failed:
         raise typer.Exit(1)

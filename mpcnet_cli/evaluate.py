@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mpcnet.metrics import DESCRIPTIONS, METRICS
 from mpcnet.restoration import METHODS, PEER_METHODS
-from mpcnet.utils.files import ImageReadError
+from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_output_location
 from mpcnet_cli.common import console, emit_json, fail
 
 
@@ -70,6 +70,8 @@ def evaluate(
                 fail(f"{name} {folder} is not a folder")
         if restored is None and lq is None:
             fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
+        if output is not None:  # the report must not land where the images are read from, nor on a file
+            check_output_location(restored or lq, output)
         with tempfile.TemporaryDirectory(prefix="mpcnet-eval-") as tmp:
             summary = None
             if restored is None:
@@ -86,13 +88,18 @@ def evaluate(
                                progress=lambda key: status.update(f"scoring {key}"))
             result.dataset, result.restore = dataset, summary
             written = write_report(result, output, dataset or restored.name, overwrite) if output else []
-    except (EvalError, ImageReadError, OSError) as exc:
+    except (EvalError, ImageReadError, UnsafeOutputError, OSError) as exc:
         fail(str(exc).splitlines()[0])
     _print_table(result)
     for path in written:
         console.print(f"wrote {path}")
     if as_json:
-        emit_json(result.to_json())
+        report = result.to_json()
+        if summary is not None and output is None:
+            report["restored"] = None  # restored into a temporary folder, deleted by now (give -o to keep it)
+        emit_json(report)
+    if summary is not None and summary["failures"]:
+        raise typer.Exit(1)  # scored, but some inputs could not be restored
 
 
 def _print_table(result) -> None:

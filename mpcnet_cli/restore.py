@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mpcnet.restoration import BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, UnsafeOutputError, check_output_location, list_images
 from mpcnet.weights import WeightsError
-from mpcnet_cli.common import console, emit_json, fail
+from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
 STYLE = {"restored": "green", "no-face": "yellow", "skipped": "dim", "failed": "red"}
 
@@ -127,5 +127,9 @@ def restore(
         console.print(f"{report['restored']} restored ({report['faces']} faces), {report['no_face']} without a "
                       f"face, {report['skipped']} skipped, {report['failed']} failed in {report['seconds']:.1f}s"
                       f"{rate}; outputs in {out / 'restored_imgs'}")
+    if summary.interrupted:
+        console.print(f"[red]interrupted[/] after {report['files']} of {len(files)} files; finished outputs are "
+                      "kept, none is partial: rerun with --skip-existing to do the rest")
+        raise typer.Exit(INTERRUPTED)
     if not summary.ok:
         raise typer.Exit(1)

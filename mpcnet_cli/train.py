@@ -24,10 +24,12 @@ def train(
     Multi-GPU: torchrun --nproc_per_node N -m mpcnet_cli.main train -opt FILE --launcher pytorch
     """
     from mpcnet.checkpoint import CheckpointError
-    from mpcnet.train import TrainError, train_pipeline
+    from mpcnet.train import TrainError, check_dataset_paths, read_options, train_pipeline
     from mpcnet.weights import WeightsError
 
     try:
+        for opt in opts:  # every stage's file is checked before the first stage starts
+            check_dataset_paths(read_options(opt), opt)
         with contextlib.redirect_stdout(sys.stderr):  # BasicSR prints; stdout is for the JSON summary
             summaries = [train_pipeline(opt, resume=resume, launcher=launcher) for opt in opts]
     except (TrainError, WeightsError, CheckpointError) as exc:

@@ -98,11 +98,66 @@ class DegradationParams:
             raise ValueError("JPEG quality must be in [0, 100]")
 
 
-def _check_ranges(ranges: dict) -> None:
+# What each numeric range may hold: (lowest, lowest is allowed, highest, integer, None allowed).
+_BOUNDS = {
+    "gaussian_sigma": (0.0, False, math.inf, False, False),
+    "average_size": (1, True, math.inf, True, False),
+    "median_size": (1, True, math.inf, True, False),
+    "motion_size": (1, True, math.inf, True, False),
+    "motion_angle": (-math.inf, True, math.inf, False, False),
+    "scale": (0.0, False, math.inf, False, False),
+    "noise": (0.0, True, math.inf, False, True),
+    "jpeg_quality": (0, True, 100, True, True),
+    "blur_prob": (0.0, True, 1.0, False, False),
+    "noise_prob": (0.0, True, 1.0, False, False),
+    "jpeg_prob": (0.0, True, 1.0, False, False),
+}
+
+
+def _allowed(key: str) -> str:
+    lo, closed, hi, integer, nullable = _BOUNDS[key]
+    kind = "an integer" if integer else "a number"
+    bounds = [f"{'≥' if closed else '>'} {lo:g}" if lo > -math.inf else "", f"≤ {hi:g}" if hi < math.inf else ""]
+    within = " and ".join(b for b in bounds if b)
+    pair = "" if key.endswith("_prob") else " or [lo, hi] of such with lo ≤ hi"
+    return f"{kind}{' ' + within if within else ''}{pair}{', or null' if nullable else ''}"
+
+
+def check_ranges(ranges: dict) -> None:
+    """Refuse, before any image is drawn, ranges that eq. 1 cannot sample: unknown keys, values
+    out of bounds (σ and r > 0, sizes ≥ 1, δ ≥ 0, q in 0–100, probabilities in 0–1), reversed
+    [lo, hi] pairs, an even-only median range, unknown kernels. The message names the key and
+    what it allows."""
+    if not isinstance(ranges, dict):
+        raise ValueError(f"degradation ranges must be a mapping of {', '.join(PAPER_RANGES)}")
     unknown = set(ranges) - set(PAPER_RANGES)
     if unknown:
-        raise ValueError(f"unknown degradation range(s): {', '.join(sorted(unknown))}; "
+        raise ValueError(f"unknown degradation range(s): {', '.join(sorted(map(str, unknown)))}; "
                          f"known: {', '.join(PAPER_RANGES)}")
+    for key, spec in ranges.items():
+        if key == "kernels":
+            names = [spec] if isinstance(spec, str) else list(spec) if isinstance(spec, (list, tuple, dict)) else None
+            weights = list(spec.values()) if isinstance(spec, dict) else [1.0]
+            if not names or any(n not in KERNELS for n in names) or not all(
+                    isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) \
+                    or sum(weights) <= 0:
+                raise ValueError(f"kernels: {spec!r} is not allowed; give one of {', '.join(KERNELS)}, a list of "
+                                 "them, or a mapping of them to weights ≥ 0")
+            continue
+        lo, closed, hi, integer, nullable = _BOUNDS[key]
+        if spec is None and nullable:
+            continue
+        values = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+        scalar_only = key.endswith("_prob")  # compared with one uniform draw: no [lo, hi]
+        ok = len(values) == (2 if isinstance(spec, (list, tuple)) and not scalar_only else 1) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and (v >= lo if closed else v > lo) and v <= hi and (not integer or float(v).is_integer())
+            for v in values) and values[0] <= values[-1]
+        if ok and key == "median_size" and not any(v % 2 for v in range(int(values[0]), int(values[-1]) + 1)):
+            ok = False
+        if not ok:
+            odd = " containing an odd size" if key == "median_size" else ""
+            raise ValueError(f"{key}: {spec!r} is not allowed; it must be {_allowed(key)}{odd}")
 
 
 def _pick_real(spec, u: float) -> float:
@@ -133,7 +188,7 @@ def _pick_kernel(spec, u: float) -> str:
 
 def sample_params(rng: np.random.Generator, ranges: dict = PAPER_RANGES) -> DegradationParams:
     """Draw one set of eq. 1 parameters from ``ranges`` (missing keys fall back to the paper's)."""
-    _check_ranges(ranges)
+    check_ranges(ranges)
     r = {**PAPER_RANGES, **ranges}
     u = rng.random(12)  # always the same draws, so fixed values do not shift the others
     seed = int(rng.integers(0, 2**31 - 1))

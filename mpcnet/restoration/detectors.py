@@ -72,7 +72,12 @@ class MTCNNDetector:
     name = "mtcnn"
 
     def __init__(self, device: str = "cpu", threshold: float = 0.9):
-        from facenet_pytorch import MTCNN
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError:  # its weights ship in its wheel: a missing package is a missing model file
+            raise WeightsError("the mtcnn detector needs the facenet-pytorch package, which is not installed "
+                               "(scripts/setup.sh installs it; or: pip install --no-deps facenet-pytorch); or set "
+                               "MPCNET_WEIGHTS_DIR to a folder with the retinaface or yunet model file") from None
 
         self.net = MTCNN(keep_all=True, device=torch.device(device))
         self.threshold = threshold
@@ -122,7 +127,7 @@ def default_detector() -> str:
 def make_detector(name: str | None = None, device: str = "cpu"):
     """Build detector ``name`` (one of :data:`DETECTORS`, or None for :func:`default_detector`).
 
-    Raises :class:`WeightsError` when its model file is missing or unverified.
+    Raises :class:`WeightsError` when its model file (for MTCNN: its package) is missing or unverified.
     """
     name = name or default_detector()
     if name == "retinaface":

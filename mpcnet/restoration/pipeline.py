@@ -20,8 +20,9 @@ from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, LoadedImage, UnsafeOutputError, check_not_input, read_image,
-                                write_image)
+from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, UnsafeOutputError, check_not_input,
+                                read_image, write_image)
+from mpcnet.utils.memory import available_bytes, format_bytes
 
 STAGES = ("read", "detect", "align", "network", "background", "paste", "write")
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
@@ -52,6 +53,10 @@ class RestoreOptions:
             raise ValueError("--bg-upsampler none keeps the photo's size: use it with --upscale 1")
         if self.ext not in ("auto", "png", "jpg"):
             raise ValueError("--ext must be auto, png or jpg")
+        if self.overwrite and self.skip_existing:
+            raise ValueError("--overwrite and --skip-existing contradict each other: give one of them")
+        if self.max_pixels < 1:
+            raise ValueError("--max-pixels must be 1 or more")
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Summary:
     results: list = field(default_factory=list)
     timer: StageTimer = field(default_factory=StageTimer)
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped the batch; ``results`` holds what finished
 
     @property
     def faces(self) -> int:
@@ -106,7 +112,7 @@ class Summary:
         return {
             "files": len(self.results),
             **{s.replace("-", "_"): self.count(s) for s in ("restored", "no-face", "skipped", "failed")},
-            "faces": faces, "seconds": round(self.seconds, 3),
+            "faces": faces, "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
             "faces_per_s": round(faces / self.seconds, 3) if self.seconds else None,
             "stage_seconds": {k: round(v, 3) for k, v in self.timer.seconds.items()},
             "results": [asdict(r) for r in self.results],
@@ -158,10 +164,32 @@ class RestorePipeline:
         return out_dir / folder / rel.parent / f"{rel.stem}{suffix}{ext}"
 
     # -- the stages ---------------------------------------------------------------------------
+    def memory_needed(self, width: int, height: int) -> int:
+        """Bytes one photo holds at its peak: the decoded input (up to 16 bits) and its float32
+        copy, three float32 copies of the output (canvas, clipped, encoded), two more with
+        --save-comparison, and Real-ESRGAN's float32 ×2 result before it is resized."""
+        opts = self.options
+        pixels = width * height
+        need = pixels * 3 * (2 + 4) + pixels * opts.upscale ** 2 * 3 * 4 * (5 if opts.save_comparison else 3)
+        return need + (pixels * 4 * 3 * 4 if opts.bg_upsampler == "realesrgan" and not opts.aligned else 0)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Refuse, before decoding, a photo whose output is over --max-pixels or that needs more
+        memory than is available (:meth:`memory_needed`)."""
+        opts = self.options
+        out_w, out_h = width * opts.upscale, height * opts.upscale
+        if out_w * out_h > opts.max_pixels:
+            raise ImageReadError(f"the output, {out_w}×{out_h} at --upscale {opts.upscale}, is over the --max-pixels "
+                                 f"limit of {opts.max_pixels} (raise --max-pixels or lower --upscale)")
+        need, free = self.memory_needed(width, height), available_bytes()
+        if free is not None and need > free:
+            raise ImageReadError(f"{width}×{height} at --upscale {opts.upscale} needs about {format_bytes(need)} of "
+                                 f"memory and {format_bytes(free)} is available (lower --upscale, or free memory)")
+
     def _prepare(self, source: Path, output: Path) -> _Photo:
         opts = self.options
         with self.timer("read"):
-            image = read_image(source, opts.max_pixels)
+            image = read_image(source, opts.max_pixels, self._check_size)
             single = image.mode in _SINGLE_CHANNEL_MODES
             pixels = image.float_bgr()
         if opts.aligned:
@@ -270,10 +298,10 @@ class RestorePipeline:
         try:
             with self.timer("network"):
                 outs = self.restorer([photo.crops[i] for photo, i in jobs])
-        except (RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError, MemoryError) as exc:
             failed = {id(photo): photo for photo, _ in jobs}
             for photo in failed.values():
-                photo.error = f"network failed: {str(exc).splitlines()[0]}"
+                photo.error = f"network failed: {(str(exc) or type(exc).__name__).splitlines()[0]}"
             for job in [j for j in queue if id(j[0]) in failed]:
                 queue.remove(job)
             return
@@ -286,7 +314,9 @@ class RestorePipeline:
         """Restore ``files`` (under ``root``) into ``out_dir/restored_imgs``; never stops on a bad
         file: each gets an :class:`ImageResult`. ``on_result`` is called as each photo finishes.
         A file whose output would replace an input fails; the caller checks ``out_dir`` against
-        the input folder first (:func:`~mpcnet.utils.files.check_output_location`)."""
+        the input folder first (:func:`~mpcnet.utils.files.check_output_location`). Ctrl-C (or a
+        SIGTERM turned into KeyboardInterrupt) stops the batch: the summary holds the files that
+        finished, marked ``interrupted``; writes are atomic, so no partial file is left."""
         opts = self.options
         self.timer = StageTimer()
         summary = Summary(timer=self.timer)
@@ -311,36 +341,43 @@ class RestorePipeline:
                     record(self._finish(photo, out_dir, root))
                 except (OSError, ValueError, cv2.error) as exc:
                     record(ImageResult(str(photo.source), "failed", None, 0, str(exc).splitlines()[0]))
+                except MemoryError:  # the last resort behind _check_size's estimate
+                    h, w = photo.pixels.shape[:2]
+                    record(ImageResult(str(photo.source), "failed", None, 0, f"out of memory composing the "
+                                       f"{w * opts.upscale}×{h * opts.upscale} output (lower --upscale)"))
 
         claimed: dict[Path, Path] = {}  # output → the input that writes it in this run
-        for source in files:
-            output = self.output_path(source, root, out_dir)
-            if output in claimed:
-                record(ImageResult(str(source), "failed", None, 0, f"same output name as {claimed[output]} "
-                                   "(give --ext auto, or rename one)"))
-                continue
-            claimed[output] = source
-            try:
-                check_not_input(output, source)
-            except UnsafeOutputError as exc:
-                record(ImageResult(str(source), "failed", None, 0, str(exc)))
-                continue
-            if output.exists() and not opts.overwrite:
-                if opts.skip_existing:
-                    record(ImageResult(str(source), "skipped", str(output), 0, "output exists (--skip-existing)"))
-                else:
-                    record(ImageResult(str(source), "failed", str(output), 0,
-                                       f"{output} exists (use --overwrite to replace it or --skip-existing)"))
-                continue
-            try:
-                photo = self._prepare(source, output)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                record(ImageResult(str(source), "failed", None, 0, str(exc).splitlines()[0] or type(exc).__name__))
-                continue
-            pending.append(photo)
-            queue.extend((photo, i) for i in range(len(photo.crops)))
-            drain(flush=False)
-        drain(flush=True)
+        try:
+            for source in files:
+                output = self.output_path(source, root, out_dir)
+                if output in claimed:
+                    record(ImageResult(str(source), "failed", None, 0, f"same output name as {claimed[output]} "
+                                       "(give --ext auto, or rename one)"))
+                    continue
+                claimed[output] = source
+                try:
+                    check_not_input(output, source)
+                except UnsafeOutputError as exc:
+                    record(ImageResult(str(source), "failed", None, 0, str(exc)))
+                    continue
+                if output.exists() and not opts.overwrite:
+                    if opts.skip_existing:
+                        record(ImageResult(str(source), "skipped", str(output), 0, "output exists (--skip-existing)"))
+                    else:
+                        record(ImageResult(str(source), "failed", str(output), 0,
+                                           f"{output} exists (use --overwrite to replace it or --skip-existing)"))
+                    continue
+                try:
+                    photo = self._prepare(source, output)
+                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+                    record(ImageResult(str(source), "failed", None, 0, str(exc).splitlines()[0] or type(exc).__name__))
+                    continue
+                pending.append(photo)
+                queue.extend((photo, i) for i in range(len(photo.crops)))
+                drain(flush=False)
+            drain(flush=True)
+        except KeyboardInterrupt:
+            summary.interrupted = True
         order = {str(source): i for i, source in enumerate(files)}
         summary.results.sort(key=lambda r: order[r.source])  # reported as finished, listed as given
         summary.seconds = time.perf_counter() - start

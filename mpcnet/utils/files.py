@@ -5,17 +5,20 @@ Shared by ``degrade``, ``restore`` and ``eval``.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 from PIL import Image as PILImage
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+PART_SUFFIX = ".part"  # temporary files of atomic writes: ".NAME.XXXX.part" beside the target
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000×8000; larger is refused as a possible decompression bomb
 
 _UMASK = os.umask(0)
@@ -60,14 +63,16 @@ class LoadedImage:
 def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
     """Resolve a file, a folder (recursive, sorted) or a glob to ``(root, files)``.
 
-    ``root`` is the folder that output paths are made relative to.
+    ``root`` is the folder that output paths are made relative to. A dangling symbolic link with an
+    image extension is listed too, so that it is reported (:func:`read_image` says where it points).
     """
     src = str(source)
     path = Path(src)
     if path.is_file():
         return path.parent, [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink() and not p.exists())
+                       and p.suffix.lower() in IMAGE_EXTS)
         return path, files
     matches = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
     if matches:
@@ -96,37 +101,48 @@ _ORIENT = {
 }
 
 
-def _jpeg_truncated(path: Path) -> bool:
-    """OpenCV's libjpeg decodes a truncated JPEG without error (grey fill); PIL notices. The
-    decode is at 1/8 scale (DCT scaling), so it is cheap."""
+def _truncated(path: Path) -> bool:
+    """OpenCV's libjpeg decodes a truncated JPEG without error (grey fill), and its libpng prints a
+    stray ``libpng error`` line for a truncated PNG; PIL notices both quietly. The JPEG decode is at
+    1/8 scale (DCT scaling) and PNG's ``verify`` checks chunk CRCs without decoding, so both are cheap."""
     try:
         with PILImage.open(path) as im:
+            if im.format == "PNG":
+                im.verify()
+                return False
             if im.format != "JPEG":
                 return False
             im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
     except PILImage.UnidentifiedImageError:  # not an image to PIL: OpenCV decides below
         return False
-    except OSError:
+    except (OSError, SyntaxError):  # PIL's PNG reader raises SyntaxError for a broken chunk
         return True
     return False
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               check_size: Callable[[int, int], None] | None = None) -> LoadedImage:
     """Read any supported image, honouring EXIF orientation, keeping alpha and 16-bit depth.
 
     Raises :class:`ImageReadError` with a one-line reason for empty, non-image, corrupt, tiny
-    (under 2×2) or oversized (over ``max_pixels``) files.
+    (under 2×2) or oversized (over ``max_pixels``) files. ``check_size(width, height)`` is called
+    with the header's size before any pixel is decoded, to refuse what the caller cannot afford.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ImageReadError(f"broken symbolic link to {os.readlink(path)} (no such file)")
     if not path.is_file():
         raise ImageReadError("not a file")
     if path.stat().st_size == 0:
         raise ImageReadError("empty file (0 bytes)")
     size, mode, orient = _header(path)
     if size is not None and size[0] * size[1] > max_pixels:
-        raise ImageReadError(f"{size[0]}×{size[1]} is over the --max-pixels limit of {max_pixels}")
-    if _jpeg_truncated(path):
+        raise ImageReadError(f"{size[0]}×{size[1]} is over the --max-pixels limit of {max_pixels} "
+                             "(raise --max-pixels to allow it)")
+    if size is not None and check_size is not None:
+        check_size(*size)
+    if _truncated(path):
         raise ImageReadError("corrupt or truncated image data")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
@@ -149,6 +165,31 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode)
 
 
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """The text of a small UTF-8 file the user names (``what``: "--ranges", "manifest", …);
+    :class:`ValueError` with one line for a missing, unreadable or binary file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise ValueError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def load_yaml(path: str | os.PathLike, what: str):
+    """A YAML (or JSON) file the user names, parsed safely; :class:`ValueError` with the line of the
+    first syntax error."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_text(path, what))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{what} {path} is not valid YAML: {problem}{where}") from None
+
+
 def is_gray(bgr: np.ndarray) -> bool:
     """True when all three channels are equal (a grayscale photo stored as RGB)."""
     return bool(np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2]))
@@ -162,6 +203,8 @@ def check_output_location(inputs: str | os.PathLike, out_dir: str | os.PathLike)
     own files, and :func:`check_not_input` refuses the one that would replace an input.
     """
     src, out = Path(inputs), Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise UnsafeOutputError(f"output folder {out_dir} exists and is a file, not a folder; choose a folder")
     if src.is_file():
         return
     if src.is_dir():
@@ -204,10 +247,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: an error (a full disk
+    included) or an interrupt leaves no partial file. A full disk is reported as such."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -215,6 +259,19 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            full = OSError(f"disk full: no space left to write {path.name} ({len(data)} bytes); nothing was written")
+            full.errno = exc.errno
+            raise full from exc
         raise
+
+
+def remove_stale_parts(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`write_bytes_atomic` leaves only when its process is
+    killed outright (``kill -9``, power loss) mid-write; returns what was removed."""
+    stale = sorted(Path(folder).rglob(f".*{PART_SUFFIX}")) if Path(folder).is_dir() else []
+    for part in stale:
+        part.unlink(missing_ok=True)
+    return stale

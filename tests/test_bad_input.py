@@ -1,0 +1,533 @@
+"""The bad-input battery (issue 14): every failure a user can cause, built from ../shared/data in a
+temporary folder, gives one clear line naming the file or the option, the right exit code (0 all
+done, 1 some files failed, 2 bad request, 130 interrupted), its JSON entry, no traceback, no
+output folder for a refused request, and an input folder left byte for byte as it was."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from mpcnet_cli.main import app
+from tests.conftest import DATA, REPO
+from tests.test_restore_cli import tiny_weights, tree_hashes  # noqa: F401 - tiny_weights is a fixture
+
+FACES = DATA / "codeformer-inputs" / "cropped_faces"
+WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
+runner = CliRunner()
+
+
+def cli(*args, env=None):
+    """``(result, JSON summary or None)`` of one in-process command."""
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    report = json.loads(result.stdout) if "--json" in args and result.stdout.strip() else None
+    return result, report
+
+
+def assert_one_clean_line(result, *words):
+    """The reason is on stderr, in one line holding every word, and no traceback."""
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.stderr.splitlines() if all(w in line for w in words)]
+    assert len(lines) == 1, result.stderr
+
+
+@pytest.fixture
+def faces(tmp_path) -> Path:
+    """Two real aligned faces downscaled to 128 px: the good files of every batch."""
+    src = tmp_path / "faces"
+    src.mkdir()
+    for name in sorted(p.name for p in FACES.glob("*.png"))[:2]:
+        cv2.imwrite(str(src / name), cv2.resize(cv2.imread(str(FACES / name)), (128, 128),
+                                                interpolation=cv2.INTER_AREA))
+    return src
+
+
+def restore_aligned(src, out, weights, *extra):
+    return cli("restore", src, "-o", out, "--weights", weights, "--aligned", "--upscale", "1", "--json", *extra)
+
+
+def entry(report, name):
+    [row] = [r for r in report["results"] if Path(r["source"]).name == name]
+    return row
+
+
+# -- restore: one bad file fails with its reason, the batch goes on (exit 1) ------------------------
+
+BAD_FILES = {  # name → (bytes from a good face, expected reason)
+    "empty.jpg": (lambda good: b"", "empty file (0 bytes)"),
+    "text.jpg": (lambda good: b"this is not a photo\n", "not an image or corrupt"),
+    "cut.png": (lambda good: good[: len(good) // 2], "corrupt or truncated image data"),
+    "dot.png": (lambda good: cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes(), "too small (1×1)"),
+}
+
+
+def test_every_kind_of_bad_file_fails_alone(faces, tmp_path, tiny_weights):
+    good = next(faces.glob("*.png")).read_bytes()
+    for name, (make, _) in BAD_FILES.items():
+        (faces / name).write_bytes(make(good))
+    (faces / "Zoë 写真.png").write_bytes(good)  # a unicode name is a good file
+    before = tree_hashes(faces)
+    result, report = restore_aligned(faces, tmp_path / "out", tiny_weights)
+    assert result.exit_code == 1 and (report["restored"], report["failed"]) == (3, len(BAD_FILES))
+    for name, (_, reason) in BAD_FILES.items():
+        assert entry(report, name) | {"source": name} == {"source": name, "status": "failed", "output": None,
+                                                          "faces": 0, "message": reason}
+        assert_one_clean_line(result, name, reason)
+    assert (tmp_path / "out" / "restored_imgs" / "Zoë 写真.png").is_file()
+    assert tree_hashes(faces) == before
+
+
+def test_single_photo_with_output_beside_it(faces, tmp_path, tiny_weights, monkeypatch):
+    """Issue 14's point 0, kept: `restore photo.png -o out` in the photo's own folder."""
+    monkeypatch.chdir(faces)
+    name = sorted(p.name for p in faces.iterdir())[0]
+    before = tree_hashes(faces)
+    result, report = restore_aligned(name, "out", tiny_weights)
+    assert result.exit_code == 0 and report["restored"] == 1
+    assert (faces / "out" / "restored_imgs" / name).is_file()
+    assert {k: v for k, v in tree_hashes(faces).items() if k.parts[0] != "out"} == before
+
+def test_dangling_symlink_is_reported_and_counted(faces, tmp_path, tiny_weights):
+    (faces / "gone.png").symlink_to(tmp_path / "deleted.png")
+    before = tree_hashes(faces)
+    result, report = restore_aligned(faces, tmp_path / "out", tiny_weights)
+    assert result.exit_code == 1
+    row = entry(report, "gone.png")
+    assert row["status"] == "failed" and "broken symbolic link" in row["message"] and "deleted.png" in row["message"]
+    assert (report["files"], report["restored"], report["failed"]) == (3, 2, 1)
+    assert_one_clean_line(result, "gone.png", "broken symbolic link")
+    assert tree_hashes(faces) == before and (faces / "gone.png").is_symlink()
+
+
+def test_upscale_beyond_the_pixel_limit_fails_per_file_and_the_batch_goes_on(faces, tmp_path, tiny_weights):
+    big = tmp_path / "big"
+    big.mkdir()
+    shutil.copy(next(FACES.glob("*.png")), big / "a512.png")  # 512 px: ×20 is 10240², over 64 M pixels
+    shutil.copy(next(faces.glob("*.png")), big / "b128.png")  # 128 px: ×20 is 2560², under the limit
+    before = tree_hashes(big)
+    result, report = cli("restore", big, "-o", tmp_path / "out", "--weights", tiny_weights, "--aligned",
+                         "--upscale", "20", "--json")
+    assert result.exit_code == 1
+    row = entry(report, "a512.png")
+    assert row["status"] == "failed" and "10240×10240" in row["message"] and "--max-pixels" in row["message"]
+    assert entry(report, "b128.png")["status"] == "restored"
+    assert cv2.imread(str(tmp_path / "out" / "restored_imgs" / "b128.png")).shape == (2560, 2560, 3)
+    assert_one_clean_line(result, "a512.png", "--max-pixels")
+    assert tree_hashes(big) == before
+
+
+def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, tmp_path, tiny_weights, monkeypatch):
+    """The estimate (input, output at --upscale, background) is compared with the free memory."""
+    from mpcnet.restoration import pipeline
+
+    # room for a 128 px face at ×1 (about 0.5 MB) but not at ×4 (about 3.5 MB)
+    monkeypatch.setattr(pipeline, "available_bytes", lambda: 2_000_000)
+    before = tree_hashes(faces)
+    result, report = restore_aligned(faces, tmp_path / "x1", tiny_weights)
+    assert result.exit_code == 0 and report["restored"] == 2
+    result, report = cli("restore", faces, "-o", tmp_path / "x4", "--weights", tiny_weights, "--aligned",
+                         "--upscale", "4", "--bg-upsampler", "bicubic", "--json")
+    assert result.exit_code == 1 and report["failed"] == 2
+    for row in report["results"]:
+        # the decoded input (counted at 16 bits: the header does not say) and its float32 copy, then
+        # three float32 copies of the 512² output
+        need = 128 * 128 * 3 * (2 + 4) + 512 * 512 * 3 * 4 * 3
+        assert f"128×128 at --upscale 4 needs about {need / 2 ** 20:.1f} MiB of memory" in row["message"]
+        assert "1.9 MiB is available (lower --upscale" in row["message"]
+    assert tree_hashes(faces) == before
+
+
+def test_memory_error_is_caught_per_file(faces, tmp_path, tiny_weights, monkeypatch):
+    """The last resort behind the estimate: a MemoryError fails its file, not the batch."""
+    from mpcnet.restoration.pipeline import RestorePipeline
+
+    compose = RestorePipeline._compose
+    first = sorted(faces.iterdir())[0].name
+
+    def short_of_memory(self, photo):
+        if photo.source.name == first:
+            raise MemoryError
+        return compose(self, photo)
+
+    monkeypatch.setattr(RestorePipeline, "_compose", short_of_memory)
+    result, report = restore_aligned(faces, tmp_path / "out", tiny_weights)
+    assert result.exit_code == 1 and report["restored"] == 1
+    assert entry(report, first)["status"] == "failed" and "out of memory" in entry(report, first)["message"]
+    assert_one_clean_line(result, first, "out of memory")
+
+
+def fake_full_disk(monkeypatch, name):
+    """``write_bytes_atomic`` finds the disk full when it flushes ``name``."""
+    fsync = os.fsync
+
+    def full(fd):
+        if name in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+
+
+def test_disk_full_fails_the_file_with_no_partial_output(faces, tmp_path, tiny_weights, monkeypatch):
+    first, second = sorted(p.name for p in faces.iterdir())
+    fake_full_disk(monkeypatch, first)
+    out = tmp_path / "out"
+    result, report = restore_aligned(faces, out, tiny_weights)
+    assert result.exit_code == 1
+    assert entry(report, first)["status"] == "failed" and "disk full" in entry(report, first)["message"]
+    assert entry(report, second)["status"] == "restored"
+    assert sorted(p.name for p in (out / "restored_imgs").iterdir()) == [second]  # no partial file, no .part
+    assert_one_clean_line(result, first, "disk full")
+
+    result = cli("degrade", faces, "-o", tmp_path / "lq", "--size", "64", "--json")[0]
+    assert result.exit_code == 1 and "disk full" in json.loads(result.stdout)["failed"][0]["error"]
+    assert sorted(p.name for p in (tmp_path / "lq").iterdir()) == sorted(["manifest.csv", second])
+
+
+# -- bad requests: one line, exit 2, nothing created ---------------------------------------------
+
+def torch_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.pth"
+    good = (REPO / "weights" / "mpcnet_tiny128.pth").read_bytes()
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "truncated":
+        path.write_bytes(good[:len(good) // 2])
+    elif kind == "text":
+        path.write_text("not a checkpoint\n")
+    else:  # a pickle that would call os.system
+        torch.save({"params": Evil()}, path)
+    return path
+
+
+class Evil:
+    def __reduce__(self):
+        return os.system, ("echo pwned",)
+
+
+BAD_REQUESTS = {
+    "random-bytes checkpoint": (lambda t, w: ["--weights", torch_file(t, "random")], "not a readable PyTorch"),
+    "truncated checkpoint": (lambda t, w: ["--weights", torch_file(t, "truncated")], "not a readable PyTorch"),
+    "text checkpoint": (lambda t, w: ["--weights", torch_file(t, "text")], "not a readable PyTorch"),
+    "malicious checkpoint": (lambda t, w: ["--weights", torch_file(t, "evil")], "could run code"),
+    "-o is a file": (lambda t, w: ["--weights", w, "-o", t / "note.txt"], "is a file, not a folder"),
+    "--overwrite with --skip-existing": (lambda t, w: ["--weights", w, "--overwrite", "--skip-existing"],
+                                         "contradict"),
+    "--max-pixels 0": (lambda t, w: ["--weights", w, "--max-pixels", "0"], "--max-pixels must be"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=str)
+def test_restore_bad_request(case, faces, tmp_path, tiny_weights):
+    build, words = BAD_REQUESTS[case]
+    (tmp_path / "note.txt").write_text("a user's file\n")
+    extra = build(tmp_path, tiny_weights)
+    out = ["-o", tmp_path / "out"] if "-o" not in extra else []
+    before = tree_hashes(faces)
+    result, _ = cli("restore", faces, "--aligned", *out, *extra)
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", words)
+    assert not (tmp_path / "out").exists() and (tmp_path / "note.txt").read_text() == "a user's file\n"
+    assert tree_hashes(faces) == before
+
+
+def test_mtcnn_without_its_package_is_one_clear_line(tmp_path, tiny_weights, monkeypatch):
+    """`pip install -e .` alone: no facenet-pytorch and no MPCNET_WEIGHTS_DIR for the other detectors."""
+    monkeypatch.delenv("MPCNET_WEIGHTS_DIR")
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as when not installed
+    result, _ = cli("restore", WHOLE / "00.jpg", "-o", tmp_path / "out", "--weights", tiny_weights)
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "mtcnn", "facenet-pytorch", "MPCNET_WEIGHTS_DIR")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_internal_bug_is_one_line_and_debug_shows_it(faces, tmp_path, tiny_weights, monkeypatch):
+    from mpcnet.restoration.pipeline import RestorePipeline
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(RestorePipeline, "run", bug)
+    result, _ = restore_aligned(faces, tmp_path / "out", tiny_weights)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert_one_clean_line(result, "unexpected internal error", "ZeroDivisionError", "bug", "--debug", "MPCNET_DEBUG")
+    result = runner.invoke(app, ["--debug", "restore", str(faces), "-o", str(tmp_path / "out"), "--weights",
+                                 tiny_weights, "--aligned"])
+    assert isinstance(result.exception, ZeroDivisionError)
+    result = runner.invoke(app, ["restore", str(faces), "-o", str(tmp_path / "out"), "--weights", tiny_weights,
+                                 "--aligned"], env={"MPCNET_DEBUG": "1"})
+    assert isinstance(result.exception, ZeroDivisionError)
+
+
+# -- degrade: ranges and manifests are checked before any image -----------------------------------
+
+RANGES = {
+    "malformed YAML": ("gaussian_sigma: [3, 15\nscale: {", ["not valid YAML", "line 2"]),
+    "negative sigma": ("gaussian_sigma: [-1, 5]\n", ["gaussian_sigma", "> 0"]),
+    "reversed scale": ("scale: [8, 4]\n", ["scale", "lo ≤ hi"]),
+    "JPEG quality 200": ("jpeg_quality: [10, 200]\n", ["jpeg_quality", "≤ 100"]),
+    "even median only": ("median_size: [2, 2]\n", ["median_size", "odd"]),
+    "probability as a range": ("blur_prob: [0, 1]\n", ["blur_prob", "≤ 1"]),
+    "unknown key": ("sigma: 3\n", ["unknown degradation range", "sigma"]),
+    "not a mapping": ("- 1\n- 2\n", ["mapping"]),
+    "binary file": (b"\x89\xff\x00\xfe" * 64, ["not a text file"]),
+}
+
+
+@pytest.mark.parametrize("case", RANGES, ids=str)
+def test_degrade_bad_ranges(case, faces, tmp_path):
+    content, words = RANGES[case]
+    ranges = tmp_path / "ranges.yml"
+    ranges.write_bytes(content if isinstance(content, bytes) else content.encode())
+    before = tree_hashes(faces)
+    result, _ = cli("degrade", faces, "-o", tmp_path / "lq", "--ranges", ranges)
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", *words)
+    assert not (tmp_path / "lq").exists() and tree_hashes(faces) == before
+
+
+def manifest_variant(text: str, case: str) -> str | bytes:
+    header, *rows = text.splitlines()
+    if case == "truncated":
+        return text[: len(header) + 1 + len(rows[0]) // 2]
+    if case == "non-numeric":
+        cols = header.split(",")
+        cells = rows[0].split(",")
+        cells[cols.index("scale")] = "big"
+        return "\n".join([header, ",".join(cells), *rows[1:]]) + "\n"
+    if case == "wrong columns":
+        return text.replace("scale", "ratio", 1)
+    if case == "escaping output path":
+        return text.replace(rows[0].split(",")[0], "../../elsewhere.png", 1)
+    if case == "header only":
+        return header + "\n"
+    return np.random.default_rng(1).bytes(600)  # binary
+
+
+MANIFESTS = {"truncated": ["line 2", "cut short"], "non-numeric": ["line 2", "big"],
+             "wrong columns": ["scale", "not a degrade manifest"], "binary": ["not a text file"],
+             "escaping output path": ["output", "relative path inside"], "header only": ["no rows"]}
+
+
+@pytest.mark.parametrize("case", MANIFESTS, ids=str)
+def test_degrade_bad_manifest(case, faces, tmp_path):
+    first = tmp_path / "first"
+    assert cli("degrade", faces, "-o", first, "--size", "64")[0].exit_code == 0
+    bad = tmp_path / "bad.csv"
+    variant = manifest_variant((first / "manifest.csv").read_text(), case)
+    bad.write_bytes(variant if isinstance(variant, bytes) else variant.encode())
+    before = tree_hashes(faces)
+    result, _ = cli("degrade", faces, "-o", tmp_path / "again", "--from-manifest", bad)
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", "manifest", *MANIFESTS[case])
+    assert not (tmp_path / "again").exists() and tree_hashes(faces) == before
+
+
+def test_degrade_broken_jsonl_manifest(faces, tmp_path):
+    first = tmp_path / "first"
+    assert cli("degrade", faces, "-o", first, "--size", "64", "--manifest", "jsonl")[0].exit_code == 0
+    text = (first / "manifest.jsonl").read_text()
+    (tmp_path / "cut.jsonl").write_text(text[: len(text) - 20])
+    result, _ = cli("degrade", faces, "-o", tmp_path / "again", "--from-manifest", tmp_path / "cut.jsonl")
+    assert result.exit_code == 2 and not (tmp_path / "again").exists()
+    assert_one_clean_line(result, "line 2", "not JSON")
+
+
+# -- eval ----------------------------------------------------------------------------------------
+
+def test_eval_empty_lq_names_the_users_folder(tmp_path, tiny_weights):
+    (tmp_path / "empty").mkdir()
+    result, _ = cli("eval", "--lq", tmp_path / "empty", "--weights", tiny_weights, "--metrics", "niqe")
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", "no images in --lq", str(tmp_path / "empty"))
+    assert "mpcnet-eval-" not in result.stderr
+
+
+def test_eval_output_on_a_file_is_refused_before_scoring(faces, tmp_path):
+    (tmp_path / "report").write_text("a user's file\n")
+    result, _ = cli("eval", "--restored", faces, "--metrics", "niqe", "-o", tmp_path / "report")
+    assert result.exit_code == 2 and (tmp_path / "report").read_text() == "a user's file\n"
+    assert_one_clean_line(result, "error:", "is a file, not a folder")
+    assert "mpcnet eval:" not in result.stderr  # nothing was scored
+
+
+def test_eval_exit_1_when_an_input_failed_and_json_names_no_deleted_folder(faces, tmp_path, tiny_weights):
+    (faces / "empty.png").write_bytes(b"")
+    before = tree_hashes(faces)
+    result, report = cli("eval", "--lq", faces, "--weights", tiny_weights, "--metrics", "niqe", "--json")
+    assert result.exit_code == 1
+    assert report["restored"] is None and report["images"] == 2
+    assert [(Path(f["source"]).name, f["message"]) for f in report["restore"]["failures"]] == [
+        ("empty.png", "empty file (0 bytes)")]
+    assert_one_clean_line(result, "empty.png", "empty file")
+    assert tree_hashes(faces) == before
+
+
+# -- train: option files and datasets are checked before the experiment folder exists -------------
+
+def tiny_options(tmp_path, **changes) -> dict:
+    from tests.test_train import mpcnet_options
+
+    opt = mpcnet_options(tmp_path / "faces", tmp_path / "exp", "tiny", total_iter=2, gan=False)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = opt
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return opt
+
+
+TRAIN = {
+    "malformed YAML": (None, ["not valid YAML", "line"]),
+    "missing dataset folder": ({"datasets.train.dataroot_gt": "no/such/faces"}, ["datasets.train.dataroot_gt",
+                                                                                  "does not exist"]),
+    "negative total_iter": ({"train.total_iter": -5}, ["train.total_iter", "integer ≥ 1"]),
+    "batch size zero": ({"datasets.train.batch_size_per_gpu": 0}, ["datasets.train.batch_size_per_gpu", "≥ 1"]),
+    "negative sigma": ({"datasets.train.degradation": {"gaussian_sigma": [-2, 1]}},
+                       ["datasets.train.degradation", "gaussian_sigma", "> 0"]),
+    "no datasets": ({"datasets": None}, ["'datasets' must be a mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", TRAIN, ids=str)
+def test_train_bad_options(case, faces, tmp_path, monkeypatch):
+    changes, words = TRAIN[case]
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.yml"
+    good.write_text(yaml.safe_dump(tiny_options(tmp_path)))
+    bad = tmp_path / "bad.yml"
+    if changes is None:
+        bad.write_text(good.read_text().replace("train:", "train: [", 1))
+    else:
+        bad.write_text(yaml.safe_dump(tiny_options(tmp_path, **changes)))
+    result, _ = cli("train", "-opt", good, "-opt", bad)  # the bad second stage stops the first from starting
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", "bad.yml", *words)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_resume_removes_stale_part_files(tmp_path, monkeypatch):
+    from mpcnet.train import train_pipeline
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for src in sorted((DATA / "celeba-hq-clean" / "sean-1024" / "style_imgs_test").glob("*.jpg"))[:4]:
+        cv2.imwrite(str(faces / f"{src.stem}.png"), cv2.resize(cv2.imread(str(src)), (64, 64)))
+    opt = tiny_options(tmp_path)
+    path = tmp_path / "tiny.yml"
+    path.write_text(yaml.safe_dump(opt))
+    models = Path(train_pipeline(path)["experiments_root"]) / "models"
+    stale = [models / ".net_g_4.pth.x1y2.part", models.parent / "training_states" / ".4.state.k9.part"]
+    for part in stale:
+        part.write_bytes(b"half a checkpoint")  # what kill -9 during a save leaves
+    opt["train"]["total_iter"] = 3
+    path.write_text(yaml.safe_dump(opt))
+    assert train_pipeline(path, resume=True)["iter"] == 3
+    assert not any(p.exists() for p in stale)
+    assert (models / "net_g_3.pth").is_file()
+
+
+# -- interrupts: a real process and a real signal -------------------------------------------------
+
+STALL = """
+import os, sys, time
+marker, fsync, calls = sys.argv[1], os.fsync, []
+def stall(fd):  # the third write stalls between writing its bytes and renaming them into place
+    calls.append(fd)
+    if len(calls) == 3:
+        open(marker, "w").close()
+        time.sleep(120)
+    fsync(fd)
+os.fsync = stall
+from mpcnet_cli.main import app
+sys.argv = ["mpcnet", *sys.argv[2:]]
+app()
+"""
+
+
+def interrupted_run(tmp_path, sig, *args):
+    marker = tmp_path / "stalled"
+    proc = subprocess.Popen([sys.executable, "-c", STALL, str(marker), *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    while not marker.exists() and proc.poll() is None:
+        try:
+            proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stdout, stderr
+
+
+@pytest.fixture
+def six_faces(tmp_path) -> Path:
+    src = tmp_path / "six"
+    src.mkdir()
+    for name in sorted(p.name for p in FACES.glob("*.png"))[:6]:
+        cv2.imwrite(str(src / name), cv2.resize(cv2.imread(str(FACES / name)), (96, 96), interpolation=cv2.INTER_AREA))
+    return src
+
+
+def test_restore_sigterm_keeps_finished_outputs_and_resumes(six_faces, tmp_path, tiny_weights):
+    before = tree_hashes(six_faces)
+    out = tmp_path / "out"
+    code, stdout, stderr = interrupted_run(tmp_path, signal.SIGTERM, "restore", six_faces, "-o", out, "--weights",
+                                           tiny_weights, "--aligned", "--upscale", "1", "--batch-size", "1", "--json")
+    assert code == 130 and "Traceback" not in stderr
+    report = json.loads(stdout)
+    assert report["interrupted"] is True and report["restored"] == 2 and report["files"] == 2
+    assert [line for line in stderr.splitlines() if "interrupted" in line] == [
+        "interrupted after 2 of 6 files; finished outputs are kept, none is partial: rerun with --skip-existing "
+        "to do the rest"]
+    written = sorted(p.name for p in (out / "restored_imgs").iterdir())
+    assert written == sorted(Path(r["output"]).name for r in report["results"])  # no partial file, no .part
+    for name in written:
+        assert cv2.imread(str(out / "restored_imgs" / name)).shape == (96, 96, 3)
+    result, again = restore_aligned(six_faces, out, tiny_weights, "--skip-existing")
+    assert result.exit_code == 0 and (again["skipped"], again["restored"]) == (2, 4)
+    assert tree_hashes(six_faces) == before
+
+
+def test_degrade_ctrl_c_keeps_finished_outputs_and_resumes(six_faces, tmp_path):
+    """Ctrl-C after a truncated PNG (first in the batch: one line, no stray libpng message, which
+    only a real process shows) and two good faces."""
+    data = next(six_faces.glob("*.png")).read_bytes()
+    (six_faces / "00cut.png").write_bytes(data[: len(data) // 2])
+    before = tree_hashes(six_faces)
+    out = tmp_path / "lq"
+    code, stdout, stderr = interrupted_run(tmp_path, signal.SIGINT, "degrade", six_faces, "-o", out, "--size", "64",
+                                           "--json")
+    assert code == 130 and "Traceback" not in stderr and "libpng" not in stderr
+    assert [line for line in stderr.splitlines() if "00cut.png" in line] == [
+        "skipped 00cut.png: corrupt or truncated image data"]
+    assert "interrupted after 3 of 7 images" in stderr and "rerun with --skip-existing" in stderr
+    report = json.loads(stdout)
+    assert report["interrupted"] is True and report["processed"] == 2
+    assert report["failed"] == [{"input": "00cut.png", "error": "corrupt or truncated image data"}]
+    # the third image's write was the one interrupted: it left nothing, not even a part; the manifest
+    # lists the two that finished
+    assert sorted(p.name for p in out.iterdir()) == [*sorted(p.name for p in six_faces.iterdir())[1:3], "manifest.csv"]
+    assert len((out / "manifest.csv").read_text().splitlines()) == 3
+    result, again = cli("degrade", six_faces, "-o", out, "--size", "64", "--skip-existing", "--json")
+    assert result.exit_code == 1 and (again["processed"], again["skipped"], len(again["failed"])) == (6, 2, 1)
+    whole = tmp_path / "whole"
+    assert cli("degrade", six_faces, "-o", whole, "--size", "64")[0].exit_code == 1
+    assert (out / "manifest.csv").read_text() == (whole / "manifest.csv").read_text()
+    assert tree_hashes(out) == tree_hashes(whole)  # resumed = uninterrupted, byte for byte
+    assert tree_hashes(six_faces) == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000×8000; larger is refused as a possible decompression bomb
 
 _UMASK = os.umask(0)
@@ -57,8 +59,9 @@ class LoadedImage:
         return self.bgr.astype(np.float32) / self.max_value
 
 
-def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
-    """Resolve a file, a folder (recursive, sorted) or a glob to ``(root, files)``.
+def list_images(source: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTS) -> tuple[Path, list[Path]]:
+    """Resolve a file, a folder (recursive, sorted; files ending in ``exts``) or a glob to
+    ``(root, files)``.
 
     ``root`` is the folder that output paths are made relative to.
     """
@@ -67,7 +70,7 @@ def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
     if path.is_file():
         return path.parent, [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
         return path, files
     matches = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
     if matches:
@@ -205,14 +208,22 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """A temporary file beside ``path`` for the caller to fill (e.g. a streamed video); renamed onto
+    ``path`` when the block ends, removed when it raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

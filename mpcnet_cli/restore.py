@@ -19,12 +19,12 @@ STYLE = {"restored": "green", "no-face": "yellow", "skipped": "dim", "failed": "
 def restore(
     inputs: str = typer.Argument(..., help=f"A photo or video, a folder (recursive, sorted; photos and videos "
                                  f"{'/'.join(e[1:] for e in VIDEO_EXTS)}) or a glob."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ keeps the input's "
-                             "relative paths); never inside the input folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ and "
+                             "restored_videos/ keep the input's relative paths); never inside the input folder."),
     weights: Optional[str] = typer.Option(None, help=f"MPCNet checkpoint: a path or a registry name "
                                           f"(default: the bundled '{DEFAULT_WEIGHTS}')."),
     upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Output size = input size × N "
-                                          "[default: 2; 1 with --aligned, which keeps the input's size]."),
+                                          "(default 2; 1 with --aligned, which keeps the input's size)."),
     fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="W in [0, 1]: 0 = the network's "
                                    "restoration (strongest), 1 = the input face (most faithful); the aligned faces "
                                    "are blended (1 − W)·restored + W·input before paste-back."),
@@ -135,7 +135,8 @@ def restore(
             frames_task = progress.add_task("frames", total=0, visible=False, faces=0, rate=0.0, unit="frames")
 
             def on_start(video, frames):
-                progress.reset(frames_task, total=frames, description=video.name, visible=True, faces=0, rate=0.0)
+                progress.reset(frames_task, total=frames, description=video.name, visible=True, faces=0, rate=0.0,
+                               unit="frames")
 
             def on_frame(faces):
                 done = progress.tasks[frames_task]
@@ -152,6 +153,6 @@ def restore(
         rate = f", {report['faces_per_s']:.2f} faces/s" if report["faces_per_s"] else ""
         console.print(f"{report['restored']} restored ({report['faces']} faces), {report['no_face']} without a "
                       f"face, {report['skipped']} skipped, {report['failed']} failed in {report['seconds']:.1f}s"
-                      f"{rate}; outputs in {out / 'restored_imgs'}")
+                      f"{rate}; outputs in {out / 'restored_imgs'}{' and ' + str(out / 'restored_videos') if videos else ''}")
     if not summary.ok:
         raise typer.Exit(1)

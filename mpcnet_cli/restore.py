@@ -64,8 +64,9 @@ def restore(
 ) -> None:
     """Restore the faces in photos and videos: detect, align to the FFHQ template, restore with
     MPCNet in batches, paste back with a soft mask over the upscaled background, write atomically
-    (videos frame by frame as a stream, into restored_videos/). Inputs are never modified. Exit code 0 when every file succeeded (a photo without a face is
-    a success, reported), 1 when any failed, 2 for a bad request."""
+    (videos frame by frame as a stream, into restored_videos/). Inputs are never modified.
+    Exit code 0 when every file succeeded (a photo without a face is a success, reported), 1 when
+    any failed, 2 for a bad request."""
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
     from mpcnet.checkpoint import CheckpointError
     from mpcnet.restoration.detectors import default_detector, make_detector

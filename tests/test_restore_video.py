@@ -125,6 +125,7 @@ def test_restored_frames_carry_the_restored_face(tiny_weights, tmp_path):
         result, report = restore(clip, "-o", tmp_path / w, "--weights", tiny_weights, "--detector", "yunet",
                                  "-w", w, "--upscale", "1", "--crf", "0", "--json", "-q")
         assert result.exit_code == 0, result.output
+        assert "detection reused on 3" in report["results"][0]["message"]  # a still face is detected once
         with av.open(report["results"][0]["output"]) as c:
             outputs[w] = [frame_to_bgr(f).astype(int) for f in c.decode(video=0)]
     with av.open(str(clip)) as c:

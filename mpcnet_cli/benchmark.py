@@ -95,27 +95,35 @@ def net(
 
 @app.command()
 def restore(
-    source: Path = typer.Argument(..., help="Folder (or file) of photos to restore."),
+    source: Path = typer.Argument(..., help="Folder (or file) of photos to restore, or videos (a video, or a folder "
+                                  "with videos): then frames/s and flicker with face tracking off and on."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Registry name or checkpoint path "
                                           "[default: restore's default]."),
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned 512 faces (no detection/paste)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per network call."),
     amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast, as restore --amp."),
+    fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="Videos: as restore --fidelity."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
     """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, background,
-    paste, write)."""
-    from mpcnet.bench.pipeline import BenchError, markdown, run_restore_benchmark
+    paste, write). On videos: frames/s and the flicker of the restored faces (mean absolute difference of
+    consecutive aligned restored faces), each with face tracking off and on, and on ÷ off."""
+    from mpcnet.bench import pipeline, video
 
     try:
         with console.status("restoring…"):
-            result = run_restore_benchmark(source, weights, aligned=aligned, device=device, batch_size=batch_size,
-                                           amp=amp)
-    except BenchError as exc:
+            if video.video_files(source):
+                result = video.run_video_benchmark(source, weights, device=device, batch_size=batch_size, amp=amp,
+                                                   fidelity=fidelity)
+                text = video.markdown(result)
+            else:
+                result = pipeline.run_restore_benchmark(source, weights, aligned=aligned, device=device,
+                                                        batch_size=batch_size, amp=amp)
+                text = pipeline.markdown(result)
+    except pipeline.BenchError as exc:
         fail(str(exc))
-    text = markdown(result)
     console.print(text)
     _write_md(md, text)
     if as_json:

@@ -7,33 +7,27 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mpcnet.restoration import BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS, UnsafeOutputError, check_output_location, list_images
+from mpcnet.restoration import BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS, VIDEO_CODECS
+from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, UnsafeOutputError, check_output_location,
+                                list_images)
 from mpcnet.weights import WeightsError
 from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
 STYLE = {"restored": "green", "no-face": "yellow", "skipped": "dim", "failed": "red"}
 
 
-def _device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-    if device not in ("cpu", "cuda"):
-        fail("--device must be auto, cpu or cuda")
-    return device
-
-
 def restore(
-    inputs: str = typer.Argument(..., help="A photo, a folder (recursive, sorted) or a glob."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ keeps the input's "
-                             "relative paths); never inside the input folder."),
+    inputs: str = typer.Argument(..., help=f"A photo or video, a folder (recursive, sorted; photos and videos "
+                                 f"{'/'.join(e[1:] for e in VIDEO_EXTS)}) or a glob."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ and "
+                             "restored_videos/ keep the input's relative paths); never inside the input folder."),
     weights: Optional[str] = typer.Option(None, help=f"MPCNet checkpoint: a path or a registry name "
                                           f"(default: the bundled '{DEFAULT_WEIGHTS}')."),
-    upscale: int = typer.Option(2, "--upscale", "-s", min=1, help="Output size = input size × N."),
+    upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Output size = input size × N "
+                                          "(default 2; 1 with --aligned, which keeps the input's size)."),
+    fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="W in [0, 1]: 0 = the network's "
+                                   "restoration (strongest), 1 = the input face (most faithful); the aligned faces "
+                                   "are blended (1 − W)·restored + W·input before paste-back."),
     detector: Optional[str] = typer.Option(None, help=f"Face detector: {'|'.join(DETECTORS)} (default: "
                                            "retinaface when its verified weights are present, else mtcnn)."),
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are already FFHQ-aligned faces (no detection)."),
@@ -49,7 +43,16 @@ def restore(
     save_comparison: bool = typer.Option(False, "--save-comparison", help="Also write input|restored side by "
                                          "side (cmp/)."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Do not write photos in which no face is found."),
-    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    draw_box: bool = typer.Option(False, "--draw-box", help="Draw the detected boxes and 5 landmarks on the output."),
+    codec: str = typer.Option("auto", help=f"Video codec: {'|'.join(VIDEO_CODECS)} (auto: libx264, VP9 for .webm); "
+                              "videos keep their container, frame rate, frame count and audio (copied)."),
+    crf: int = typer.Option(18, min=0, max=51, help="Video quality: constant rate factor, lower is better "
+                            "(18 ≈ visually lossless with x264)."),
+    smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Videos: track faces across frames, smoothing "
+                                "boxes and landmarks over time and reusing detections while faces barely move "
+                                "(--no-smooth: detect each frame on its own)."),
+    device: str = typer.Option("auto", help="auto (CUDA, else MPS on Apple silicon, else CPU), cpu, cuda or mps "
+                               "(operators MPS lacks run on the CPU)."),
     amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast."),
     batch_size: int = typer.Option(8, min=1, help="Faces per network batch (faces of several photos share one)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse larger images (decompression-bomb guard)."),
@@ -59,10 +62,11 @@ def restore(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-file lines; failures "
                                "are still printed."),
 ) -> None:
-    """Restore the faces in photos: detect, align to the FFHQ template, restore with MPCNet in
-    batches, paste back with a soft mask over the upscaled background, write atomically.
-    Inputs are never modified. Exit code 0 when every file succeeded (a photo without a face is
-    a success, reported), 1 when any failed, 2 for a bad request."""
+    """Restore the faces in photos and videos: detect, align to the FFHQ template, restore with
+    MPCNet in batches, paste back with a soft mask over the upscaled background, write atomically
+    (videos frame by frame as a stream, into restored_videos/). Inputs are never modified.
+    Exit code 0 when every file succeeded (a photo without a face is a success, reported), 1 when
+    any failed, 2 for a bad request."""
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
     from mpcnet.checkpoint import CheckpointError
     from mpcnet.restoration.detectors import default_detector, make_detector
@@ -70,21 +74,28 @@ def restore(
     from mpcnet.restoration.paste import load_parsenet
     from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
     from mpcnet.restoration.restorer import FaceRestorer
+    from mpcnet.restoration.video import VideoError, VideoRestorer, import_av
+    from mpcnet.utils.device import resolve_device
 
     try:
         options = RestoreOptions(upscale=upscale, aligned=aligned, only_center_face=only_center_face, ext=ext,
                                  suffix=suffix, save_faces=save_faces, save_comparison=save_comparison,
                                  bg_upsampler=bg_upsampler, max_pixels=max_pixels, faces_only=faces_only,
-                                 skip_existing=skip_existing, overwrite=overwrite)
+                                 skip_existing=skip_existing, overwrite=overwrite, fidelity=fidelity,
+                                 draw_box=draw_box)
         if detector is not None and detector not in DETECTORS:
             raise ValueError(f"unknown --detector '{detector}'; choose from {', '.join(DETECTORS)}")
-        root, files = list_images(inputs)
+        root, files = list_images(inputs, IMAGE_EXTS + VIDEO_EXTS)
+        videos = [f for f in files if f.suffix.lower() in VIDEO_EXTS]
+        files = [f for f in files if f not in videos]
+        if videos:
+            import_av()
         check_output_location(inputs, out)
-    except (ValueError, FileNotFoundError, UnsafeOutputError) as e:
+        device, device_note = resolve_device(device)
+    except (ValueError, FileNotFoundError, UnsafeOutputError, VideoError) as e:
         fail(str(e))
-    if not files:
-        fail(f"no images found in {inputs}")
-    device = _device(device)
+    if not files and not videos:
+        fail(f"no images or videos found in {inputs}")
     try:
         restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
         detector = None if aligned else detector or default_detector()
@@ -94,21 +105,23 @@ def restore(
         fail(str(e))
     mask = ("face parsing (the network's parsing prior)" if restorer.parses else
             "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse")
-    setup = {"weights": restorer.name, "network_size": restorer.size, "device": device, "amp": amp,
+    setup = {"weights": restorer.name, "network_size": restorer.size,
+             "device": f"{device} ({device_note})" if device_note else device, "amp": amp, "fidelity": fidelity,
              "detector": face_detector.name if face_detector else "none (--aligned)",
              "mask": "none (--aligned)" if aligned else mask,
              "background": "none (--aligned)" if aligned else bg_upsampler}
     try:
         pipeline = RestorePipeline(restorer, face_detector, options, parsenet)
-    except BackgroundUpsamplerError as e:
+        video_restorer = VideoRestorer(pipeline, codec, crf, smooth) if videos else None
+    except (BackgroundUpsamplerError, ValueError) as e:
         fail(str(e))
     if not quiet:
         console.print("restore: " + ", ".join(f"{k} {v}" for k, v in setup.items()))
     show = not quiet and console.is_terminal
-    with Progress(TextColumn("restore"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.2f} faces/s"), TimeElapsedColumn(),
-                  console=console, disable=not show, transient=True) as progress:
-        task = progress.add_task("restore", total=len(files), faces=0, rate=0.0)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.2f} {task.fields[unit]}/s"),
+                  TimeElapsedColumn(), console=console, disable=not show, transient=True) as progress:
+        task = progress.add_task("restore", total=len(files) + len(videos), faces=0, rate=0.0, unit="faces")
 
         def on_result(result):
             if result.status == "failed" or (not quiet and result.message):
@@ -119,16 +132,31 @@ def restore(
             progress.update(task, advance=1, faces=faces, rate=faces / elapsed if elapsed else 0.0)
 
         summary = pipeline.run(files, root, out, on_result)
+        if videos and not summary.interrupted:
+            frames_task = progress.add_task("frames", total=0, visible=False, faces=0, rate=0.0, unit="frames")
+
+            def on_start(video, frames):
+                progress.reset(frames_task, total=frames, description=video.name, visible=True, faces=0, rate=0.0,
+                               unit="frames")
+
+            def on_frame(faces):
+                done = progress.tasks[frames_task]
+                elapsed = done.elapsed or 0.0
+                progress.update(frames_task, advance=1, faces=done.fields["faces"] + faces,
+                                rate=(done.completed + 1) / elapsed if elapsed else 0.0)
+
+            video_restorer.run(videos, root, out, summary, on_result, on_start, on_frame)
     report = summary.to_dict()
     if as_json:
-        emit_json({**setup, "output": str(out / "restored_imgs"), **report})
+        emit_json({**setup, "output": str(out / "restored_imgs"),
+                   **({"video_output": str(out / "restored_videos")} if videos else {}), **report})
     elif not quiet:
         rate = f", {report['faces_per_s']:.2f} faces/s" if report["faces_per_s"] else ""
         console.print(f"{report['restored']} restored ({report['faces']} faces), {report['no_face']} without a "
                       f"face, {report['skipped']} skipped, {report['failed']} failed in {report['seconds']:.1f}s"
-                      f"{rate}; outputs in {out / 'restored_imgs'}")
+                      f"{rate}; outputs in {out / 'restored_imgs'}{' and ' + str(out / 'restored_videos') if videos else ''}")
     if summary.interrupted:
-        console.print(f"[red]interrupted[/] after {report['files']} of {len(files)} files; finished outputs are "
+        console.print(f"[red]interrupted[/] after {report['files']} of {len(files) + len(videos)} files; finished outputs are "
                       "kept, none is partial: rerun with --skip-existing to do the rest")
         raise typer.Exit(INTERRUPTED)
     if not summary.ok:

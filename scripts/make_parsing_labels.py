@@ -36,8 +36,9 @@ def main() -> int:
             print(f"{face}: failed in an earlier run (labels.csv); --overwrite retries", file=sys.stderr)
         for result in tqdm(run, total=len(run), unit="face", file=sys.stderr, disable=not run.pending):
             counts[result.status] += 1
-            counts[result.method] += 1
-            if result.status != "written":
+            if result.status == "written":
+                counts[result.method] += 1
+            else:
                 tqdm.write(f"{result.face}: {result.status}: {result.detail}", file=sys.stderr)
     except (FileNotFoundError, LandmarkModelError) as err:
         print(f"error: {err}", file=sys.stderr)

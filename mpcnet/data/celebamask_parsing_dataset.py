@@ -105,3 +105,23 @@ class CelebAMaskHQParsingDataset(data.Dataset):
         lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
         return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "label": torch.from_numpy(label.astype(np.int64)),
                 "index": index}
+
+
+# CelebAMask-HQ's colour-coded maps (its g_color.py), background first; some copies (GPEN's
+# examples/segs, MaskGAN's and SEAN's UIs) colour r_brow (51, 255, 255) instead of (255, 204, 204).
+CELEBAMASK_COLOURS = ((0, 0, 0), (204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255), (204, 0, 204), (0, 255, 255),
+                      (255, 204, 204), (102, 51, 0), (255, 0, 0), (102, 204, 0), (255, 255, 0), (0, 0, 153), (0, 0, 204),
+                      (255, 51, 153), (0, 204, 204), (0, 51, 0), (255, 153, 51), (0, 204, 0))
+R_BROW_ALT_COLOUR = (51, 255, 255)
+
+
+def decode_colour_map(rgb: np.ndarray) -> np.ndarray:
+    """uint8 class ids of a colour-coded CelebAMask-HQ map (H×W×3 RGB); an unknown colour raises."""
+    palette = {c: k for k, c in enumerate(CELEBAMASK_COLOURS)}
+    palette[R_BROW_ALT_COLOUR] = CELEBAMASK_PARTS.index("r_brow") + 1
+    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    unknown = [tuple(int(v) for v in c) for c in colours if tuple(int(v) for v in c) not in palette]
+    if unknown:
+        raise ValueError(f"not a CelebAMask-HQ colour map: colours {unknown[:3]} are not in its table")
+    ids = np.array([palette[tuple(int(v) for v in c)] for c in colours], np.uint8)
+    return ids[inverse.reshape(rgb.shape[:2])]

@@ -109,7 +109,9 @@ class PoolLabelRun:
             return FaceLabel(face, "unreadable", detail="missing or not an image")
         found = detector(image)
         if not found.ok:
-            return FaceLabel(face, "failed", found.method, "landmarks are too far from the FFHQ template")
+            why = ("landmarks far from the FFHQ template" if found.method == "hog"
+                   else "HOG finds no face, not even a weak one in the fixed FFHQ box")
+            return FaceLabel(face, "failed", found.method, why)
         write_image(label_path(self.pool, face), rasterise(found.points, image.shape[0]), overwrite=True)
         return FaceLabel(face, "written", found.method)
 

@@ -3,7 +3,8 @@ face has them, left/right as CelebAMask-HQ (and the dataset's flip) define them,
 writes, skips and reports as documented. Real faces from ../shared at 512 px."""
 from __future__ import annotations
 
-import os
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.conftest import DATA, REPO
 pytest.importorskip("dlib", reason="the 'identity' extra (dlib-bin) is not installed")
 
 from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS, FLIP_LABELS  # noqa: E402
+from mpcnet.data.pool_labels import PoolLabelRun  # noqa: E402
 from mpcnet.data.pseudo_parsing import LABEL, LANDMARK_PARTS, LandmarkDetector, rasterise  # noqa: E402
 from mpcnet.restoration.align import FFHQ_TEMPLATE_512  # noqa: E402
 
@@ -91,13 +93,27 @@ def test_fixed_box_where_hog_finds_no_face(detector, ffhq512):
     assert np.linalg.norm(centroid(label, "l_eye") - FFHQ_TEMPLATE_512[1]) < 30
 
 
-def run_script(pool: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "make_parsing_labels.py"), str(pool)],
-                          capture_output=True, text=True, env=env, cwd=REPO)
+def script(name: str, *args, capsys) -> subprocess.CompletedProcess:
+    """Run ``scripts/<name>`` in this process (its ``main()`` with ``args`` as argv): exit status and output."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", [name, *map(str, args)])
+        try:
+            code = module.main()
+        except SystemExit as exit_:
+            code = exit_.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(name, code, out.out, out.err)
 
 
-def test_pool_script_writes_skips_and_reports(tmp_path, ffhq512):
+def run_script(pool: Path, capsys) -> subprocess.CompletedProcess:
+    return script("make_parsing_labels", pool, capsys=capsys)
+
+
+def test_pool_script_writes_skips_and_reports(tmp_path, ffhq512, capsys):
     """Labels for every listed face, labels.csv, exit 1 and one line for a face that fails, nothing
     redone on a second run, a face changed since is redone; a folder that is no pool exits 2."""
     pool = tmp_path / "pool"
@@ -107,7 +123,7 @@ def test_pool_script_writes_skips_and_reports(tmp_path, ffhq512):
     (pool / "faces" / "broken.png").write_bytes(b"not a png")
     (pool / "train.txt").write_text("faces/f0.png\nfaces/f1.png\nfaces/broken.png\n")
     (pool / "val.txt").write_text("faces/f2.png\n")
-    first = run_script(pool)
+    first = run_script(pool, capsys)
     assert first.returncode == 1, first.stderr
     assert [line for line in first.stderr.splitlines() if "broken" in line] == \
         ["faces/broken.png: unreadable: missing or not an image"]
@@ -120,14 +136,74 @@ def test_pool_script_writes_skips_and_reports(tmp_path, ffhq512):
     assert "faces/f0.png,hog,1" in rows and "faces/broken.png,,0" in rows
     stamps = {p: p.stat().st_mtime_ns for p in (pool / "labels").glob("*.png")}
 
-    second = run_script(pool)
+    second = run_script(pool, capsys)
     assert second.returncode == 1 and "0 written" in second.stderr and "4 up to date" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in (pool / "labels").glob("*.png")} == stamps
 
     (pool / "faces" / "broken.png").unlink()
     cv2.imwrite(str(pool / "faces" / "broken.png"), ffhq512[3])
-    third = run_script(pool)
+    third = run_script(pool, capsys)
     assert third.returncode == 0 and "1 written" in third.stderr, third.stderr
     assert (pool / "labels" / "broken.png").is_file()
 
-    assert run_script(tmp_path / "faces-only").returncode == 2
+    assert run_script(tmp_path / "faces-only", capsys).returncode == 2
+
+
+def test_miou_counts_pixels_over_the_whole_set():
+    """IoU per class from pixel counts summed over images (hand-counted), classes absent from both
+    sides left out of the mean."""
+    from mpcnet.metrics.parsing import class_iou, confusion, mean_iou
+
+    ref = np.array([[1, 1, 1, 1], [0, 0, 2, 2]])
+    pred = np.array([[1, 1, 0, 0], [1, 1, 2, 2]])
+    matrix = confusion(pred, ref, 4) + confusion(ref, ref, 4)  # a second, perfect image
+    iou = class_iou(matrix)
+    # class 1: TP 2 + 4, FP 2, FN 2 → 6/10; class 2: 4/4; class 0: TP 2, FP 2, FN 2 → 2/6
+    assert iou[1].item() == pytest.approx(0.6) and iou[2].item() == 1 and iou[0].item() == pytest.approx(1 / 3)
+    assert np.isnan(iou[3].item())
+    assert mean_iou(matrix) == pytest.approx((0.6 + 1 + 1 / 3) / 3)
+    assert mean_iou(matrix, [1, 2]) == pytest.approx(0.8)
+
+
+def test_real_colour_maps_decode_to_class_ids():
+    """GPEN's 20 CelebAMask-HQ maps decode (its r_brow colour included); colours outside the table are refused."""
+    from mpcnet.data.celebamask_parsing_dataset import decode_colour_map
+
+    for path in sorted((DATA / "gpen-examples" / "segs").glob("*.png")):
+        rgb = cv2.imread(str(path))[..., ::-1]
+        label = decode_colour_map(rgb)
+        assert (label == LABEL["skin"]).sum() == (rgb == (204, 0, 0)).all(-1).sum()
+        assert centroid(label, "r_brow")[0] < 256 < centroid(label, "l_brow")[0]
+    rgb[0, 0] = (1, 2, 3)
+    with pytest.raises(ValueError, match=r"not a CelebAMask-HQ colour map: colours \[\(1, 2, 3\)\]"):
+        decode_colour_map(rgb)
+
+
+def test_check_script_scores_and_draws(tmp_path, detector, ffhq512, capsys):
+    """Maps equal to the pseudo labels score mIoU 1; a real map of another person scores less; the
+    contact sheet is one small PNG of face | overlay pairs."""
+    images, maps = tmp_path / "images", tmp_path / "maps"
+    images.mkdir(), maps.mkdir()
+    for i, face in enumerate(ffhq512[:2]):
+        cv2.imwrite(str(images / f"{i}.png"), face)
+        cv2.imwrite(str(maps / f"{i}.png"), rasterise(detector(face).points, 512))
+    same = script("check_parsing_labels", "--images", images, "--maps", maps, "--json", capsys=capsys)
+    assert same.returncode == 0, same.stderr
+    result = json.loads(same.stdout)
+    assert result["pairs"] == 2 and result["miou"] == 1 and result["face_region_iou"] == 1
+    cv2.imwrite(str(maps / "0.png"), cv2.imread(str(DATA / "gpen-examples" / "segs" / "28000.png")))
+    other = json.loads(script("check_parsing_labels", "--images", images, "--maps", maps, "--json", capsys=capsys).stdout)
+    assert 0.2 < other["miou"] < 1
+
+    pool = tmp_path / "pool"
+    (pool / "faces").mkdir(parents=True)
+    for i, face in enumerate(ffhq512):
+        cv2.imwrite(str(pool / "faces" / f"{i}.png"), face)
+    (pool / "train.txt").write_text("".join(f"faces/{i}.png\n" for i in range(len(ffhq512))))
+    assert list(PoolLabelRun(pool))
+    sheet = tmp_path / "sheet.png"
+    drawn = script("check_parsing_labels", "--pool", pool, "--sheet", sheet, "--count", 3, capsys=capsys)
+    assert drawn.returncode == 0, drawn.stderr
+    image = cv2.imread(str(sheet))
+    assert image.shape == (160, 6 * 164 - 4, 3)  # one row of 3 pairs of 160 px tiles (4 px gaps)
+    assert sheet.stat().st_size < 300_000

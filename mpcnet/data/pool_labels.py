@@ -104,7 +104,7 @@ class PoolLabelRun:
             self._save_table()
 
     def _label(self, face: str) -> FaceLabel:
-        image = cv2.imread(str(self.pool / face), cv2.IMREAD_GRAYSCALE)
+        image = cv2.imread(str(self.pool / face), cv2.IMREAD_COLOR)
         if image is None:
             return FaceLabel(face, "unreadable", detail="missing or not an image")
         found = self.detector(image)
@@ -112,7 +112,7 @@ class PoolLabelRun:
             why = ("landmarks far from the FFHQ template" if found.method == "hog"
                    else "HOG finds no face, not even a weak one in the fixed FFHQ box")
             return FaceLabel(face, "failed", found.method, why)
-        write_image(label_path(self.pool, face), rasterise(found.points, image.shape[0]), overwrite=True)
+        write_image(label_path(self.pool, face), rasterise(found.points, image.shape[0], image), overwrite=True)
         return FaceLabel(face, "written", found.method)
 
     def _save_table(self) -> None:

@@ -8,8 +8,9 @@ trained on iBUG 300-W: research use only).
 
 Classes are CelebAMask-HQ's, in mpcnet's order (:data:`CELEBAMASK_PARTS`, 0 = background). ``l_`` is
 the person's left, i.e. the image's right (as the real CelebAMask-HQ maps have it). Landmarks give
-skin, brows, eyes, nose, upper/lower lip and the inner mouth; hair, hat, ears, earrings, neck,
-necklace, cloth and glasses stay background (:data:`LANDMARK_PARTS`).
+skin, brows, eyes, nose, upper/lower lip and the inner mouth (with the image, hair over the forehead
+is taken out of the skin by colour); hair, hat, ears, earrings, neck, necklace, cloth and glasses
+stay background (:data:`LANDMARK_PARTS`).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ LABEL = {part: k for k, part in enumerate(CELEBAMASK_PARTS, start=1)}
 LANDMARK_PARTS = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
 # (x0, y0, x1, y1) of the face box an FFHQ-aligned 512 face has, used where HOG finds no face
 FIXED_BOX_512 = (111, 171, 379, 439)
-# FOREHEAD, BROW_THICKNESS, NOSE_BRIDGE_HALF_WIDTH and ALA_SPREAD were picked by a small grid search
+# FOREHEAD, BROW_THICKNESS, NOSE_BRIDGE_HALF_WIDTH, ALA_SPREAD and FRINGE_DISTANCE were picked by grid search
 # on the IoU against 11 maps that CelebAMask-HQ's own parser predicts for its sample test images;
 # the 4 human-annotated maps (MaskGAN's samples) were kept out of the choice (README: "Pseudo labels").
 # Forehead: the brows are raised by this fraction of the brow-to-chin height (a face's upper third is
@@ -39,6 +40,9 @@ BROW_THICKNESS = 0.12
 # outer nostril points, as fractions of the nostril span (31–35).
 NOSE_BRIDGE_HALF_WIDTH = (0.3, 0.55)
 ALA_SPREAD = 0.3
+# Hair over the forehead: forehead skin whose Lab colour lies further than this Mahalanobis distance
+# from the cheeks' colour, in patches that reach the skin's outline, is background (a fringe).
+FRINGE_DISTANCE = 3.0
 # Which landmarks are trusted ("ok"), checked on the 317 faces of the first face pool:
 # * a HOG box (score >= 0): unless the five points they give (eye centres, nose tip, mouth corners)
 #   lie, on average, further than MAX_TEMPLATE_ERROR template eye distances from the FFHQ template
@@ -157,9 +161,10 @@ def nose_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([bridge - half, [ala_left], points[NOSTRILS], [ala_right], (bridge + half)[::-1]])
 
 
-def rasterise(points: np.ndarray, size: int) -> np.ndarray:
+def rasterise(points: np.ndarray, size: int, bgr: np.ndarray | None = None) -> np.ndarray:
     """uint8 size×size CelebAMask-HQ label map of 68 landmarks; parts painted in CelebAMask-HQ's
-    order (later over earlier): skin, nose, eyes, brows, mouth, lips."""
+    order (later over earlier): skin, nose, eyes, brows, mouth, lips. With the face image (uint8
+    BGR, size×size), hair over the forehead is taken out of the skin (:func:`trim_fringe`)."""
     label = np.zeros((size, size), np.uint8)
     shift = 4  # sub-pixel precision of OpenCV's fill
     eye_distance = float(np.linalg.norm(points[EYE_IMAGE_RIGHT].mean(0) - points[EYE_IMAGE_LEFT].mean(0)))
@@ -178,4 +183,34 @@ def rasterise(points: np.ndarray, size: int) -> np.ndarray:
     fill(points[INNER_MOUTH], "mouth")
     fill(np.concatenate([points[OUTER_UPPER], points[INNER_UPPER][::-1]]), "u_lip")
     fill(np.concatenate([points[OUTER_LOWER], points[INNER_LOWER][::-1]]), "l_lip")
-    return label
+    return label if bgr is None else trim_fringe(label, bgr, points)
+
+
+def trim_fringe(label: np.ndarray, bgr: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``label`` with hair over the forehead set to background: skin above the brow line whose Lab
+    colour is further than :data:`FRINGE_DISTANCE` (Mahalanobis) from that of the cheeks (skin
+    between the eyes and the upper lip), in patches that touch the skin's outline (a highlight
+    inside the forehead stays skin); then only the largest piece of skin is kept."""
+    skin = label == LABEL["skin"]
+    lab = cv2.cvtColor(bgr if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR), cv2.COLOR_BGR2Lab)
+    lab = lab.astype(np.float32)
+    rows = np.arange(label.shape[0])[:, None]
+    cheeks = lab[skin & (rows > points[EYE_IMAGE_LEFT + EYE_IMAGE_RIGHT, 1].mean()) & (rows < points[51, 1])]
+    if len(cheeks) < 50:
+        return label
+    inverse = np.linalg.inv(np.cov(cheeks.T) + 4 * np.eye(3))  # + 2² per channel: no degenerate spread
+    diff = lab - cheeks.mean(0)
+    far = np.einsum("hwi,ij,hwj->hw", diff, inverse, diff) > FRINGE_DISTANCE ** 2
+    brows = points[BROW_IMAGE_LEFT + BROW_IMAGE_RIGHT]
+    brow_line = np.interp(np.arange(label.shape[1]), brows[:, 0], brows[:, 1])
+    size = max(3, round(5 * label.shape[0] / FACE_SIZE))
+    far = cv2.morphologyEx((far & skin & (rows < brow_line)).astype(np.uint8), cv2.MORPH_OPEN, np.ones((size, size)))
+    outline = cv2.dilate((~skin).astype(np.uint8), np.ones((3, 3))) > 0
+    count, pieces = cv2.connectedComponents(far)
+    hair = np.isin(pieces, np.unique(pieces[outline & (pieces > 0)]))
+    out = label.copy()
+    out[hair] = 0
+    count, pieces = cv2.connectedComponents((out == LABEL["skin"]).astype(np.uint8))
+    if count > 2:
+        out[(out == LABEL["skin"]) & (pieces != np.bincount(pieces[pieces > 0]).argmax())] = 0
+    return out

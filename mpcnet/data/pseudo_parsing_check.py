@@ -78,7 +78,7 @@ def agreement(images: str | Path, maps: str | Path, detector: LandmarkDetector |
             raise ValueError(f"{path} is not a readable image")
         image = cv2.resize(image, reference.shape[::-1], interpolation=cv2.INTER_AREA)
         found = detector(image)
-        result.add(path.stem, rasterise(found.points, reference.shape[0]), reference, found.method)
+        result.add(path.stem, rasterise(found.points, reference.shape[0], image), reference, found.method)
     if not result.pairs:
         raise FileNotFoundError(f"no image in {images} has a map <stem>.png in {maps}")
     return result

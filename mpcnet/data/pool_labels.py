@@ -51,7 +51,7 @@ def read_table(pool: str | Path) -> dict[str, dict]:
 
 
 def labelled_faces(pool: str | Path, split: str | None = None) -> list[str]:
-    """The faces of ``split`` whose landmarks were plausible and whose label map exists."""
+    """The faces of ``split`` whose landmarks were trusted and whose label map exists."""
     table = read_table(pool)
     return [face for face in pool_faces(pool, split)
             if table.get(face, {}).get("ok") and label_path(pool, face).is_file()]

@@ -71,7 +71,7 @@ class LandmarkModelError(RuntimeError):
 class FaceLandmarks:
     points: np.ndarray  # 68×2 float32, pixels of the image they were found in
     method: str  # "hog" (a detected box) or "fixed-box"
-    ok: bool  # trusted (see MAX_TEMPLATE_ERROR)
+    ok: bool  # trusted (the rule above MAX_TEMPLATE_ERROR)
 
 
 def five_points(points: np.ndarray) -> np.ndarray:

@@ -195,22 +195,34 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
         MPCNet(out_size=64, use_gan_prior=False, gan_prior_path=str(tmp_path / "gan.pth"), **SMALL)
 
 
-@pytest.mark.parametrize("stage3", ["train_mpcnet_512.yml", "ablation/mpcnet_512_no_adain.yml",
-                                    "ablation/mpcnet_512_no_gan_prior.yml", "ablation/mpcnet_512_no_sft.yml"])
-def test_stage1_parser_fits_the_stage3_networks(stage3):
-    """The parser the 512 stage-1 option file trains loads, strictly, into every stage-3 network that uses one."""
+# The 256 px CPU MPCNet of issue 12 (its stage-3 option file comes with the training branch):
+# stage 1 on the face pool's pseudo labels must train exactly its parsing prior.
+MPCNET_256 = {"type": "MPCNet", "out_size": 256, "num_style_feat": 128, "channel_multiplier": 1, "narrow": 0.125,
+              "num_mlp": 4, "num_latent_mlp": 2, "num_rcab": 1, "use_gan_prior": True, "use_adain": True,
+              "use_parse_prior": True, "use_sft": True, "parse_min_feat_size": 4, "parse_base_ch": 16,
+              "parse_res_depth": 4, "parse_max_ch": 128}
+
+
+@pytest.mark.parametrize("stage1, stage3", [
+    *(("train_parsenet_512.yml", name) for name in ("train_mpcnet_512.yml", "ablation/mpcnet_512_no_adain.yml",
+                                                   "ablation/mpcnet_512_no_gan_prior.yml",
+                                                   "ablation/mpcnet_512_no_sft.yml")),
+    ("train_parsenet_pool256.yml", MPCNET_256)])
+def test_stage1_parser_fits_the_stage3_networks(stage1, stage3):
+    """The parser a stage-1 option file trains loads, strictly, into the stage-3 networks that use it."""
     import yaml
     from basicsr.utils.registry import ARCH_REGISTRY
 
     options = Path(__file__).resolve().parents[1] / "options"
 
-    def build(name):
-        opt = dict(yaml.safe_load((options / name).read_text())["network_g"])
+    def build(spec):
+        opt = dict(spec if isinstance(spec, dict) else yaml.safe_load((options / spec).read_text())["network_g"])
         opt.pop("gan_prior_path", None), opt.pop("parse_prior_path", None)
         with torch.device("meta"):
             return ARCH_REGISTRY.get(opt.pop("type"))(**opt)
 
-    parser, net = build("train_parsenet_512.yml"), build(stage3)
+    parser, net = build(stage1), build(stage3)
+    net.parsenet.load_state_dict(parser.state_dict(), strict=True, assign=True)
     assert {k: v.shape for k, v in parser.state_dict().items()} == \
         {k: v.shape for k, v in net.parsenet.state_dict().items()}
 

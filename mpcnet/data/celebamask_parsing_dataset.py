@@ -96,12 +96,42 @@ class CelebAMaskHQParsingDataset(data.Dataset):
         img = cv2.imread(str(self.root / "CelebA-HQ-img" / f"{index}.jpg"), cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f"CelebA-HQ-img/{index}.jpg is missing or unreadable")
-        gt = cv2.resize(img, (self.gt_size, self.gt_size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-        label = self.label_map(index)
-        if self.opt.get("use_hflip", True) and rng.random() < 0.5:
-            gt = np.ascontiguousarray(gt[:, ::-1])
-            label = FLIP_LABELS[label[:, ::-1]]
-        lq, _ = degrade(gt, rng, ranges=self.ranges, out_size=self.gt_size)
-        lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
-        return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "label": torch.from_numpy(label.astype(np.int64)),
+        return {**degraded_parsing_item(img, self.label_map(index), rng, self.ranges, self.opt.get("use_hflip", True)),
                 "index": index}
+
+
+def degraded_parsing_item(img: np.ndarray, label: np.ndarray, rng: np.random.Generator, ranges: dict,
+                          use_hflip: bool) -> dict:
+    """``{'lq', 'gt', 'label'}`` of a uint8 BGR face and its label map (already at the training size
+    S): GT = the face area-resized to S, h-flipped with probability ½ (left/right classes swap),
+    LQ = eq. 1 of the GT at S; images RGB in [-1, 1], the label int64 S×S."""
+    size = label.shape[0]
+    gt = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    if use_hflip and rng.random() < 0.5:
+        gt = np.ascontiguousarray(gt[:, ::-1])
+        label = FLIP_LABELS[label[:, ::-1]]
+    lq, _ = degrade(gt, rng, ranges=ranges, out_size=size)
+    lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
+    return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "label": torch.from_numpy(label.astype(np.int64))}
+
+
+# CelebAMask-HQ's colour-coded maps (its g_color.py), background first; some copies (GPEN's
+# examples/segs, MaskGAN's and SEAN's UIs) colour r_brow (51, 255, 255) instead of (255, 204, 204).
+CELEBAMASK_COLOURS = ((0, 0, 0), (204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255), (204, 0, 204),
+                      (0, 255, 255), (255, 204, 204), (102, 51, 0), (255, 0, 0), (102, 204, 0), (255, 255, 0),
+                      (0, 0, 153), (0, 0, 204), (255, 51, 153), (0, 204, 204), (0, 51, 0), (255, 153, 51), (0, 204, 0))
+R_BROW_ALT_COLOUR = (51, 255, 255)
+
+
+def decode_colour_map(rgb: np.ndarray) -> np.ndarray:
+    """uint8 class ids of a colour-coded CelebAMask-HQ map (H×W×3 RGB); an unknown colour raises."""
+    palette = {(r << 16) | (g << 8) | b: k for k, (r, g, b) in enumerate(CELEBAMASK_COLOURS)}
+    r, g, b = R_BROW_ALT_COLOUR
+    palette[(r << 16) | (g << 8) | b] = CELEBAMASK_PARTS.index("r_brow") + 1
+    packed = rgb.astype(np.int32)
+    codes, inverse = np.unique((packed[..., 0] << 16) | (packed[..., 1] << 8) | packed[..., 2], return_inverse=True)
+    unknown = [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255) for c in codes if int(c) not in palette]
+    if unknown:
+        raise ValueError(f"not a CelebAMask-HQ colour map: colours {unknown[:3]} are not in its table")
+    ids = np.array([palette[int(c)] for c in codes], np.uint8)
+    return ids[inverse.reshape(rgb.shape[:2])]

@@ -10,6 +10,7 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from mpcnet.metrics.parsing import confusion, mean_iou
 from mpcnet.models.training_base import MPCTrainingModel
 
 
@@ -21,7 +22,8 @@ def parse_logits(output) -> torch.Tensor:
 @MODEL_REGISTRY.register()
 class MPCParseNetModel(MPCTrainingModel):
     """Options: ``network_g`` (MPCParseNet), ``train.{ce_opt, optim_g, scheduler}``; the dataset gives
-    ``lq`` (eq. 1 degraded) and ``label``. Validation: mean CE (the plateau signal) and pixel accuracy."""
+    ``lq`` (eq. 1 degraded) and ``label``. Validation: mean CE (the plateau signal), pixel accuracy and
+    mIoU over the classes present in the labels or predictions of the validation set."""
 
     def __init__(self, opt: dict):
         super().__init__(opt)
@@ -50,17 +52,19 @@ class MPCParseNetModel(MPCTrainingModel):
         self.net_g.eval()
         ce = acc = 0.0
         n = 0
+        matrix = 0
         for n, data in enumerate(dataloader, start=1):
             self.feed_data(data)
             with self.autocast():
                 logits = parse_logits(self.net_g(self.lq)).float()
             ce += self.cri_ce(logits, self.label).item()
             acc += (logits.argmax(1) == self.label).float().mean().item()
+            matrix = matrix + confusion(logits.argmax(1), self.label, logits.shape[1])
         self.net_g.train()
-        metrics = {"ce": ce / max(n, 1), "pixel_acc": acc / max(n, 1)}
+        metrics = {"ce": ce / max(n, 1), "pixel_acc": acc / max(n, 1), "miou": mean_iou(matrix) if n else float("nan")}
         self.plateau_step(metrics["ce"])
         get_root_logger().info(f"Validation @ {current_iter}: ce {metrics['ce']:.4f}, "
-                               f"pixel accuracy {metrics['pixel_acc']:.4f}")
+                               f"pixel accuracy {metrics['pixel_acc']:.4f}, mIoU {metrics['miou']:.4f}")
         if tb_logger is not None:
             for k, v in metrics.items():
                 tb_logger.add_scalar(f"metrics/parse/{k}", v, current_iter)

@@ -22,17 +22,17 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mpcnet.metrics import DESCRIPTIONS, METRICS, MetricUnavailable
+from mpcnet.metrics import DESCRIPTIONS, METRICS, MetricUnavailable, arrow
 from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance, inception_extractor, reference_stats
 from mpcnet.metrics.niqe import niqe
 from mpcnet.metrics.paired import PAIRED_NETWORK_METRICS, build_scorers
-from mpcnet.metrics.pixel import psnr, ssim
+from mpcnet.metrics.pixel import grad_ratio, psnr, ssim
 from mpcnet.published import comparison_markdown, published_json
 from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_images, read_image,
                                 write_bytes_atomic, write_image)
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
-PAIRED = ("psnr", "ssim", *PAIRED_NETWORK_METRICS)
+PAIRED = ("psnr", "ssim", "grad_ratio", *PAIRED_NETWORK_METRICS)
 
 
 class EvalError(Exception):
@@ -186,7 +186,7 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
             if ref.shape != out.shape:
                 size_mismatch.append(f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})")
                 continue
-            for name, fn in (("psnr", psnr), ("ssim", ssim)):
+            for name, fn in (("psnr", psnr), ("ssim", ssim), ("grad_ratio", grad_ratio)):
                 if name in wanted:
                     row[name] = fn(out, ref)
             for scorer in scorers:
@@ -267,7 +267,7 @@ def format_value(value: float | None, metric: str) -> str:
         return "—"
     if math.isinf(value):
         return "inf"
-    return f"{value:.4f}" if metric in ("ssim", "lpips", "cos_arcface", "cos_dlib", "l2_dlib") else f"{value:.2f}"
+    return f"{value:.4f}" if metric in ("ssim", "grad_ratio", "lpips", "cos_arcface", "cos_dlib", "l2_dlib") else f"{value:.2f}"
 
 
 def markdown_report(result: EvalResult, grid: tuple[str, list[str]] | None, label: str) -> str:
@@ -278,12 +278,12 @@ def markdown_report(result: EvalResult, grid: tuple[str, list[str]] | None, labe
              + (f"  \n* LQ inputs: `{result.lq}`" if result.lq else ""),
              f"* images scored: {len(result.per_image)}", "",
              "| metric | value | better | what it is |", "|---|---|---|---|"]
-    for m, higher in METRICS.items():
+    for m in METRICS:
         if m in result.metrics:
-            lines.append(f"| {m.upper()} | {format_value(result.metrics[m], m)} | {'↑' if higher else '↓'} "
+            lines.append(f"| {m.upper()} | {format_value(result.metrics[m], m)} | {arrow(m)} "
                          f"| {DESCRIPTIONS[m]} |")
     for m, reason in result.skipped.items():
-        lines.append(f"| {m.upper()} | skipped: {reason} | {'↑' if METRICS[m] else '↓'} | {DESCRIPTIONS[m]} |")
+        lines.append(f"| {m.upper()} | skipped: {reason} | {arrow(m)} | {DESCRIPTIONS[m]} |")
     lines += ["", f"**FID protocol:** {result.fid_protocol or 'not computed'}", ""]
     if result.notes:
         lines += [f"**Fallbacks ({len(result.notes)} of {len(result.per_image)} images):** "

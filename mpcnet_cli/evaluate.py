@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mpcnet.metrics import DESCRIPTIONS, METRICS
+from mpcnet.metrics import DESCRIPTIONS, METRICS, arrow
 from mpcnet.restoration import METHODS, PEER_METHODS
 from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_output_location
 from mpcnet_cli.common import console, emit_json, fail
@@ -110,7 +110,7 @@ def _print_table(result) -> None:
     table.add_column("value", justify="right")
     table.add_column("what it is")
     for m, value in result.metrics.items():
-        table.add_row(f"{m.upper()} {'↑' if METRICS[m] else '↓'}", format_value(value, m), DESCRIPTIONS[m])
+        table.add_row(f"{m.upper()} {arrow(m)}", format_value(value, m), DESCRIPTIONS[m])
     for m, reason in result.skipped.items():
         table.add_row(m.upper(), f"skipped: {reason}", DESCRIPTIONS[m])
     console.print(table)

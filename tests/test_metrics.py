@@ -133,3 +133,17 @@ def test_network_metrics_without_weights_are_skipped_with_the_reason(build, name
         pass
     with pytest.raises(MetricUnavailable, match=name):
         build()
+
+
+def test_grad_ratio_is_the_sobel_energy_ratio_and_falls_with_blur(hq_faces):
+    from mpcnet.metrics.pixel import grad_ratio, gradient_magnitude
+
+    ramp = np.tile(np.arange(0, 128, 2, dtype=np.uint8), (64, 1))  # +2 grey levels per pixel along x
+    # Sobel's x kernel gives 8 × 2 inside; the two border columns (reflected) give 0: 16 · 62 / 64
+    assert gradient_magnitude(np.dstack([ramp] * 3)) == pytest.approx(15.5)
+    face = cv2.resize(cv2.imread(str(hq_faces[1])), (512, 512), interpolation=cv2.INTER_AREA)
+    assert grad_ratio(face, face) == 1.0
+    ratios = [grad_ratio(cv2.GaussianBlur(face, (0, 0), s), face) for s in (0.7, 1.5, 3.0)]
+    assert 1 > ratios[0] > ratios[1] > ratios[2] > 0.1
+    noisy = np.clip(face + np.random.default_rng(0).normal(0, 12, face.shape), 0, 255).astype(np.uint8)
+    assert grad_ratio(noisy, face) > 1.2  # noise reads as (false) detail: the target band is 0.75–1.25

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mpcnet.weights import WeightsError, resolve
 
-# Every metric, and whether higher is better (the arrows of Tables 3 and 7).
-METRICS = {"psnr": True, "ssim": True, "lpips": False,
+# Every metric, and whether higher is better (the arrows of Tables 3 and 7); None: closest to 1 is best.
+METRICS = {"psnr": True, "ssim": True, "grad_ratio": None, "lpips": False,
            "deg_arcface": False, "cos_arcface": True,
            "deg_dlib": False, "cos_dlib": True, "l2_dlib": False, "lmd_dlib68": False,
            "niqe": False, "fid": False}
@@ -17,6 +17,7 @@ METRICS = {"psnr": True, "ssim": True, "lpips": False,
 DESCRIPTIONS = {
     "psnr": "PSNR, dB, 8-bit RGB",
     "ssim": "SSIM, 8-bit RGB, mean over channels",
+    "grad_ratio": "detail: mean Sobel gradient magnitude ÷ the GT's (1 = as detailed as the GT, < 1 blurrier)",
     "lpips": "LPIPS v0.1, AlexNet",
     "deg_arcface": "identity angle, degrees, ArcFace ResNet-18 (GFPGAN's; the papers' Deg)",
     "cos_arcface": "identity cosine, ArcFace ResNet-18 (the papers' IDS)",
@@ -27,6 +28,11 @@ DESCRIPTIONS = {
     "niqe": "NIQE, Y channel (no reference)",
     "fid": "FID, Inception-v3 (see the FID protocol)",
 }
+
+
+def arrow(metric: str) -> str:
+    """The direction of ``metric`` in a table header: ↑ higher is better, ↓ lower, →1 closest to 1."""
+    return {True: "↑", False: "↓", None: "→1"}[METRICS[metric]]
 
 
 class MetricUnavailable(Exception):

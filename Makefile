@@ -1,11 +1,13 @@
 # The two commands README promises on a fresh machine:
 #   make demo   set up .venv and restore the bundled sample photos with the bundled model
 #   make test   set up .venv (with test extras) and run the whole test suite
+#   make pool   build the training face pool from ../shared/data into $(POOL) (scripts/build_face_pool.py)
 SHARED ?= $(abspath ../shared)
 VENV   ?= .venv
+POOL   ?= datasets/face_pool
 export MPCNET_WEIGHTS_DIR ?= $(SHARED)/weights
 
-.PHONY: setup demo test
+.PHONY: setup demo test pool
 setup:
 	bash scripts/setup.sh
 
@@ -15,3 +17,6 @@ demo: setup
 test:
 	bash scripts/setup.sh test
 	$(VENV)/bin/python -m pytest
+
+pool: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/build_face_pool.py $(SHARED)/data $(POOL)

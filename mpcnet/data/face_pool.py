@@ -1,0 +1,419 @@
+"""The training face pool: every ground-truth-quality face under a shared data folder, aligned to the
+FFHQ 512 template, de-duplicated and split, with a manifest.
+
+Sources come from the data folder's ``README.md``: every markdown table with a ``pool`` column maps a
+folder to ``aligned`` (aligned HQ crops), ``detect`` (whole photos) or ``no``, and its ``licence``
+column gives the licence (``SOURCE.txt``'s ``licence:`` line when the cell is empty). Folders of
+tables without a ``pool`` column are classified by the README's sentences of the form
+"`a` and `b/*` are `aligned`" (shell patterns over those tables' folders). Folders are scanned
+recursively for images.
+
+* ``aligned``: the image is resized to 512×512 (area when larger, Lanczos when smaller);
+  ``native_size`` = its side.
+* ``detect``: faces are found by ``mpcnet restore``'s default detector and warped by its FFHQ-512
+  alignment (:func:`mpcnet.restoration.align.align_face`); ``native_size`` = 512 / the alignment's scale.
+
+Drop rules, in this order (the first that applies is the reason recorded):
+
+1. ``low-confidence``: detector score < :data:`MIN_SCORE` (0.9);
+2. ``inside-another-face``: half or more of the detection's box lies inside a higher-scoring one's
+   (a part of a large face, e.g. its eyes, detected as a face);
+3. ``too-small``: ``native_size`` < :data:`MIN_NATIVE_SIZE` (256): too few pixels to be ground truth at 256 px;
+4. ``blurry``: :func:`sharpness` < :data:`MIN_SHARPNESS`;
+5. ``duplicate``: same aligned pixels as another face (exact), or a 64-bit pHash of the 64 px
+   grayscale face within :data:`MAX_HASH_DISTANCE` bits of another's (near), across all sources;
+   the face with the larger ``native_size`` is kept (ties: a face named in a fixed split list, then
+   the first by output name).
+
+Split: a source file named in a fixed list (``options/splits/tiny128_*.txt``) keeps that split; any
+other gets ``b = int(sha256(file bytes)[:8], 16) % 100``: held-out if b < 12, val if b < 17, else
+train, so all faces of a photo share it and adding folders changes no earlier face's split.
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import hashlib
+import io
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from mpcnet.restoration.align import FACE_SIZE, align_face
+from mpcnet.restoration.detectors import detect_faces
+from mpcnet.utils.files import ImageReadError, LoadedImage, list_images, read_image, write_bytes_atomic
+
+POOL_MODES = ("aligned", "detect", "no")
+UNCLASSIFIED = "unclassified"  # an earlier folder that the README's sentences do not name: not used
+SPLITS = ("train", "val", "heldout")
+MIN_SCORE = 0.9
+MIN_NATIVE_SIZE = 256
+# A detection with this share of its box inside a higher-scoring detection's box is a part of that
+# face (RetinaFace-1MB finds "faces" in the eyes of large close-ups), not a face of its own.
+MAX_NESTED = 0.5
+# Variance of the Laplacian of the central face box at 256 px (grayscale, 0-255): the 2nd percentile
+# over the 114 clean aligned faces of celeba-hq-clean/* and gpen-examples/ffhq-10, as printed by
+# `python scripts/build_face_pool.py ../shared/data OUT --calibrate` (p2 191.6; their ×4-degraded
+# copies: median 84.3, max 181.4).
+MIN_SHARPNESS = 190.0
+MAX_HASH_DISTANCE = 6
+# The box (x0, y0, x1, y1) of a 256 px FFHQ-aligned face that sharpness is measured in: eyes to chin,
+# so a blurred background (bokeh) does not count.
+SHARPNESS_BOX = (64, 80, 192, 208)
+MANIFEST_COLUMNS = ("file", "source_folder", "source_file", "licence", "native_size", "sharpness", "split", "sha256")
+DROPPED_COLUMNS = ("face", "source_file", "reason", "detail", "native_size", "sharpness", "score")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One folder of the shared data and how it feeds the pool."""
+
+    folder: str
+    pool: str  # aligned | detect | no | unclassified
+    licence: str
+
+
+# -- sources ----------------------------------------------------------------------------------
+def _table_rows(lines: list[str]) -> list[list[dict[str, str]]]:
+    """Every markdown table in ``lines`` as a list of {column: cell} rows (header lower-cased)."""
+    tables, header, rows = [], None, []
+    for line in lines + [""]:
+        if line.strip().startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if header is None:
+                header = [c.lower() for c in cells]
+            elif not all(re.fullmatch(r":?-+:?", c) for c in cells):
+                rows.append(dict(zip(header, cells)))
+            continue
+        if header is not None:
+            tables.append(rows)
+        header, rows = None, []
+    return tables
+
+
+_CLASS_SENTENCE = re.compile(r"((?:`[^`]+`(?:\s*,\s*|\s+and\s+)?)+)\s+are\s+`(aligned|detect|no)`")
+
+
+def read_sources(data_root: str | Path) -> list[Source]:
+    """The folders named by ``data_root/README.md``'s tables with their pool mode and licence.
+
+    A licence cell ``same`` repeats the row above. A folder without a ``pool`` column that no README
+    sentence names is :data:`UNCLASSIFIED` (not used). Raises ``ValueError`` for a cell that is not
+    a pool mode.
+    """
+    data_root = Path(data_root)
+    text = (data_root / "README.md").read_text(encoding="utf-8")
+    sentence_modes = [(m.group(2), re.findall(r"`([^`]+)`", m.group(1)))
+                      for m in _CLASS_SENTENCE.finditer(" ".join(text.split()))]
+    sources = []
+    for rows in _table_rows(text.splitlines()):
+        licence = ""
+        for row in rows:
+            folder = row.get("folder", "").strip("`")
+            if not folder:
+                continue
+            cell = row.get("licence", "")
+            licence = licence if cell.lower() == "same" else cell
+            if "pool" in row:
+                pool = row["pool"].strip("`").lower()
+            else:
+                pool = next((mode for mode, patterns in sentence_modes
+                             if any(fnmatch.fnmatch(folder, p) for p in patterns)), UNCLASSIFIED)
+            if pool not in POOL_MODES + (UNCLASSIFIED,):
+                raise ValueError(f"README.md: pool of {folder} is '{pool}', not one of {', '.join(POOL_MODES)}")
+            sources.append(Source(folder, pool, licence or _source_txt_licence(data_root / folder)))
+    return sources
+
+
+def _source_txt_licence(folder: Path) -> str:
+    """The ``licence:`` line of ``folder/SOURCE.txt``, or ''."""
+    path = folder / "SOURCE.txt"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("licence:"):
+                return line.split(":", 1)[1].strip()
+    return ""
+
+
+def load_fixed_splits(split_dir: str | Path, prefix: str = "tiny128_") -> dict[str, str]:
+    """{source file relative to the data root: split} from ``<prefix><split>.txt`` files."""
+    fixed = {}
+    for split in SPLITS:
+        path = Path(split_dir) / f"{prefix}{split}.txt"
+        if path.is_file():
+            fixed.update({line: split for line in path.read_text().split()})
+    return fixed
+
+
+def hash_split(data: bytes) -> str:
+    """The split of a source file not in a fixed list, from its bytes' sha256 (see module doc)."""
+    b = int(hashlib.sha256(data).hexdigest()[:8], 16) % 100
+    return "heldout" if b < 12 else "val" if b < 17 else "train"
+
+
+# -- measures ---------------------------------------------------------------------------------
+def _gray256(face: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return cv2.resize(gray, (256, 256), interpolation=cv2.INTER_AREA)
+
+
+def sharpness(face: np.ndarray) -> float:
+    """Variance of the Laplacian of an aligned uint8 BGR face, grayscale at 256 px, inside
+    :data:`SHARPNESS_BOX`: high for crisp edges, low for blur."""
+    x0, y0, x1, y1 = SHARPNESS_BOX
+    return float(cv2.Laplacian(_gray256(face)[y0:y1, x0:x1], cv2.CV_32F).var())
+
+
+def phash(face: np.ndarray) -> int:
+    """64-bit perceptual hash: signs of the 8×8 lowest DCT frequencies of the 64 px grayscale face
+    against their median."""
+    gray = cv2.resize(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(gray.astype(np.float32))[:8, :8].ravel()
+    bits = low > np.median(low[1:])
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def _to_uint8(face: np.ndarray) -> np.ndarray:
+    return np.clip(face * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def resize_aligned(image: LoadedImage) -> np.ndarray:
+    """An aligned face as a 512×512 uint8 BGR crop: area when shrinking, Lanczos when enlarging."""
+    pixels, side = image.float_bgr(), image.bgr.shape[0]
+    if side != FACE_SIZE:
+        interp = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LANCZOS4
+        pixels = cv2.resize(pixels, (FACE_SIZE, FACE_SIZE), interpolation=interp)
+    return _to_uint8(pixels)
+
+
+# -- building -----------------------------------------------------------------------------------
+@dataclass
+class Face:
+    """One candidate face of the pool."""
+
+    file: str  # faces/<name>.png, relative to the pool folder
+    source_folder: str
+    source_file: str  # relative to the data root
+    licence: str
+    native_size: float
+    sharpness: float
+    split: str
+    score: float = 1.0
+    png: bytes = field(default=b"", repr=False)
+    pixels_sha: str = ""
+    phash: int = 0
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.png).hexdigest()
+
+
+@dataclass
+class Dropped:
+    face: str
+    source_file: str
+    reason: str  # low-confidence | inside-another-face | too-small | blurry | duplicate | unreadable | not-square | exists
+    detail: str = ""
+    native_size: str = ""
+    sharpness: str = ""
+    score: str = ""
+
+
+@dataclass
+class PoolReport:
+    kept: list[Face]
+    dropped: list[Dropped]
+    written: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+    def summary(self) -> dict:
+        return {
+            "faces": len(self.kept),
+            "per_source": dict(sorted(Counter(f.source_folder for f in self.kept).items())),
+            "per_split": {s: sum(f.split == s for f in self.kept) for s in SPLITS},
+            "dropped": dict(sorted(Counter(d.reason for d in self.dropped).items())),
+            "written": self.written, "unchanged": self.unchanged, "removed": self.removed,
+            "failed": sum(d.reason == "unreadable" for d in self.dropped),
+        }
+
+
+def face_name(source: Source, path: Path, index: int | None) -> str:
+    """``faces/<folder with / as __>__<stem>[_fN].png``."""
+    suffix = "" if index is None else f"_f{index}"
+    return f"faces/{source.folder.replace('/', '__')}__{path.stem}{suffix}.png"
+
+
+def pool_files(data_root: str | Path, sources: list[Source]) -> list[tuple[Source, Path]]:
+    """Every image of every ``aligned`` or ``detect`` folder, sorted per folder."""
+    files = []
+    for source in sources:
+        folder = Path(data_root) / source.folder
+        if source.pool in ("aligned", "detect") and folder.is_dir():
+            files += [(source, p) for p in list_images(folder)[1]]
+    return files
+
+
+def _inside(box: np.ndarray, other: np.ndarray) -> bool:
+    """At least :data:`MAX_NESTED` of ``box``'s area lies inside ``other`` (x1, y1, x2, y2)."""
+    w = min(box[2], other[2]) - max(box[0], other[0])
+    h = min(box[3], other[3]) - max(box[1], other[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return w > 0 and h > 0 and w * h >= MAX_NESTED * area
+
+
+def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, str], detector) -> tuple[list[Face], list[Dropped]]:
+    """The faces of one source file that pass the score/size/sharpness rules, and those that do not."""
+    rel = path.relative_to(data_root).as_posix()
+    data = path.read_bytes()
+    split = fixed.get(rel) or hash_split(data)
+    try:
+        image = read_image(path)
+    except ImageReadError as err:
+        return [], [Dropped(face_name(source, path, None), rel, "unreadable", str(err))]
+    faces: list[tuple[str, np.ndarray, float, float, bool]] = []  # name, uint8 crop, native size, score, nested
+    if source.pool == "aligned":
+        h, w = image.bgr.shape[:2]
+        if h != w:
+            return [], [Dropped(face_name(source, path, None), rel, "not-square", f"{w}×{h}")]
+        faces.append((face_name(source, path, None), resize_aligned(image), float(h), 1.0, False))
+    else:
+        bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
+        pixels = image.float_bgr()
+        detections = detect_faces(detector, bgr8)
+        for i, det in enumerate(detections):
+            crop, affine = align_face(pixels, det.landmarks)
+            scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
+            nested = any(_inside(det.box, other.box) for other in detections[:i])
+            faces.append((face_name(source, path, i), _to_uint8(crop), FACE_SIZE / scale, det.score, nested))
+    kept, dropped = [], []
+    for name, crop, native, score, nested in faces:
+        sharp = sharpness(crop)
+        reason = ("low-confidence" if score < MIN_SCORE else "inside-another-face" if nested
+                  else "too-small" if native < MIN_NATIVE_SIZE else "blurry" if sharp < MIN_SHARPNESS else None)
+        if reason:
+            dropped.append(Dropped(name, rel, reason, "", f"{native:.1f}", f"{sharp:.1f}", f"{score:.3f}"))
+            continue
+        ok, png = cv2.imencode(".png", crop)
+        if not ok:
+            raise OSError(f"could not encode {name}")
+        kept.append(Face(name, source.folder, rel, source.licence, round(native, 1), round(sharp, 1), split,
+                         score, png.tobytes(), hashlib.sha256(crop.tobytes()).hexdigest(), phash(crop)))
+    return kept, dropped
+
+
+def deduplicate(faces: list[Face], fixed: dict[str, str]) -> tuple[list[Face], list[Dropped]]:
+    """Drop exact and near duplicates across all faces, keeping the larger ``native_size``."""
+    order = sorted(faces, key=lambda f: (-f.native_size, f.source_file not in fixed, f.file))
+    kept: list[Face] = []
+    dropped = []
+    for face in order:
+        twin = next((k for k in kept if k.pixels_sha == face.pixels_sha
+                     or hamming(k.phash, face.phash) <= MAX_HASH_DISTANCE), None)
+        if twin is None:
+            kept.append(face)
+        else:
+            kind = "exact" if twin.pixels_sha == face.pixels_sha else f"pHash distance {hamming(twin.phash, face.phash)}"
+            dropped.append(Dropped(face.file, face.source_file, "duplicate", f"{kind} of {twin.file}",
+                                   f"{face.native_size:.1f}", f"{face.sharpness:.1f}", f"{face.score:.3f}"))
+    return sorted(kept, key=lambda f: f.file), dropped
+
+
+def _csv(rows: list[dict], columns: tuple[str, ...]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` atomically unless ``path`` already holds exactly it; True when written."""
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    write_bytes_atomic(path, data)
+    return True
+
+
+def old_manifest_files(out: Path) -> set[str]:
+    """The ``file`` column of an existing ``out/manifest.csv`` (empty when there is none)."""
+    path = out / "manifest.csv"
+    if not path.is_file():
+        return set()
+    with open(path, newline="") as fin:
+        return {row["file"] for row in csv.DictReader(fin)}
+
+
+def build_pool(data_root: str | Path, out: str | Path, fixed_splits: dict[str, str], detector,
+               progress: Callable[[str], None] | None = None) -> PoolReport:
+    """Build (or update) the pool in ``out``; see the module docstring for the rules.
+
+    Writes ``out/faces/*.png`` (only where the bytes differ), ``manifest.csv``, ``dropped.csv`` and
+    ``train.txt``/``val.txt``/``heldout.txt``; removes faces of the old manifest that are no longer
+    produced and nothing else. A face file that exists with other content and is not in the old
+    manifest is not replaced: it is dropped with reason ``exists``.
+    """
+    data_root, out = Path(data_root), Path(out)
+    sources = read_sources(data_root)
+    candidates, dropped = [], []
+    for source, path in pool_files(data_root, sources):
+        kept, lost = _candidates(source, path, data_root, fixed_splits, detector)
+        candidates += kept
+        dropped += lost
+        if progress:
+            progress(path.name)
+    kept, dupes = deduplicate(candidates, fixed_splits)
+    dropped += dupes
+    old = old_manifest_files(out)
+    report = PoolReport([], dropped)
+    for face in kept:
+        target = out / face.file
+        if target.is_file() and target.read_bytes() != face.png and face.file not in old:
+            dropped.append(Dropped(face.file, face.source_file, "exists",
+                                   "a different file of that name is not from this pool; not replaced"))
+            continue
+        if _write_if_changed(target, face.png):
+            report.written += 1
+        else:
+            report.unchanged += 1
+        report.kept.append(face)
+    produced = {f.file for f in report.kept}
+    for stale in sorted(old - produced):
+        if (out / stale).is_file():
+            (out / stale).unlink()
+            report.removed += 1
+    _write_if_changed(out / "manifest.csv", _csv([{**asdict(f), "sha256": f.sha256} for f in report.kept],
+                                                  MANIFEST_COLUMNS))
+    _write_if_changed(out / "dropped.csv", _csv([asdict(d) for d in sorted(dropped, key=lambda d: d.face)],
+                                                 DROPPED_COLUMNS))
+    for split in SPLITS:
+        _write_if_changed(out / f"{split}.txt", "".join(f"{f.file}\n" for f in report.kept if f.split == split).encode())
+    return report
+
+
+def calibrate_sharpness(data_root: str | Path, folders: tuple[str, ...] = ("celeba-hq-clean", "gpen-examples/ffhq-10"),
+                        factor: int = 4) -> dict:
+    """:func:`sharpness` percentiles of the clean aligned faces under ``folders`` and of their
+    ×``factor``-degraded copies (area down, bicubic back up at 512): the data behind :data:`MIN_SHARPNESS`."""
+    clean, degraded = [], []
+    for folder in folders:
+        for path in list_images(Path(data_root) / folder)[1]:
+            face = resize_aligned(read_image(path))
+            small = cv2.resize(face, (FACE_SIZE // factor,) * 2, interpolation=cv2.INTER_AREA)
+            clean.append(sharpness(face))
+            degraded.append(sharpness(cv2.resize(small, (FACE_SIZE,) * 2, interpolation=cv2.INTER_CUBIC)))
+    stats = {}
+    for name, values in (("clean", clean), (f"x{factor}-degraded", degraded)):
+        v = np.array(values)
+        stats[name] = {"n": len(v), "min": float(v.min()), "p2": float(np.percentile(v, 2)),
+                       "p5": float(np.percentile(v, 5)), "median": float(np.median(v)), "max": float(v.max())}
+    return stats

@@ -3,8 +3,8 @@
     python scripts/build_face_pool.py ../shared/data datasets/face_pool     # or: make pool
 
 Reads SHARED_DATA/README.md's `pool` column (aligned | detect | no), aligns whole photos with
-`mpcnet restore`'s RetinaFace and FFHQ-512 alignment, drops small, blurry, low-confidence and
-duplicate faces, and writes OUT/faces/*.png (512×512), OUT/manifest.csv, OUT/dropped.csv and
+`mpcnet restore`'s RetinaFace and FFHQ-512 alignment (YuNet confirms each face), drops small,
+blurry, low-confidence and duplicate faces, and writes OUT/faces/*.png (512×512), OUT/manifest.csv, OUT/dropped.csv and
 OUT/{train,val,heldout}.txt (for FaceDegradedDataset's meta_info_file with dataroot_gt: OUT). The
 rules are in mpcnet/data/face_pool.py. Running it again changes nothing. Exit codes: 0 all read,
 1 some files could not be used, 2 bad request.
@@ -62,28 +62,27 @@ def main() -> None:
     files = face_pool.pool_files(data, sources)
     if not files:
         fail(f"no images in the aligned/detect folders of {data / 'README.md'}")
-    detector = None
+    detector = verifier = None
     if any(source.pool == "detect" for source, _ in files):
-        from mpcnet.restoration.detectors import make_detector
+        from mpcnet.restoration.detectors import YuNetDetector, make_detector
         from mpcnet.weights import WeightsError
         try:
-            detector = make_detector("retinaface")
+            detector, verifier = make_detector("retinaface"), YuNetDetector(face_pool.VERIFY_SCORE)
         except WeightsError as err:
             fail(str(err))
     with tqdm(total=len(files), desc="face pool", unit="photo", file=sys.stderr) as bar:
-        report = face_pool.build_pool(data, out, face_pool.load_fixed_splits(args.splits), detector,
+        report = face_pool.build_pool(data, out, face_pool.load_fixed_splits(args.splits), detector, verifier,
                                       progress=lambda _: bar.update())
     summary = {"out": str(out), **report.summary()}
-    for d in report.dropped:
-        if d.reason in ("unreadable", "exists"):
-            print(f"{d.source_file}: {d.reason}: {d.detail}", file=sys.stderr)
+    for d in report.failed:
+        print(f"{d.source_file}: {d.reason}: {d.detail}", file=sys.stderr)
     print(f"{summary['faces']} faces in {out} ({summary['written']} written, {summary['unchanged']} unchanged, "
           f"{summary['removed']} removed)", file=sys.stderr)
     for key in ("per_split", "dropped", "per_source"):
         print(f"{key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in summary[key].items()), file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=1))
-    sys.exit(1 if any(d.reason in ("unreadable", "exists") for d in report.dropped) else 0)
+    sys.exit(1 if report.failed else 0)
 
 
 if __name__ == "__main__":

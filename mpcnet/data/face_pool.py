@@ -10,18 +10,23 @@ recursively for images.
 
 * ``aligned``: the image is resized to 512×512 (area when larger, Lanczos when smaller);
   ``native_size`` = its side.
-* ``detect``: faces are found by ``mpcnet restore``'s default detector and warped by its FFHQ-512
-  alignment (:func:`mpcnet.restoration.align.align_face`); ``native_size`` = 512 / the alignment's scale.
+* ``detect``: faces are found by ``mpcnet restore``'s default detector (RetinaFace) and warped by its
+  FFHQ-512 alignment (:func:`mpcnet.restoration.align.align_face`); ``native_size`` = 512 / the
+  alignment's scale. Unlike restore, the photo is also searched at :data:`CLOSE_UP_SIDE` px, where
+  close-up faces fit the detector (see :func:`detect_two_scales`).
 
 Drop rules, in this order (the first that applies is the reason recorded):
 
 1. ``low-confidence``: detector score < :data:`MIN_SCORE` (0.9);
-2. ``inside-another-face``: half or more of the detection's box lies inside a higher-scoring one's
-   (a part of a large face, e.g. its eyes, detected as a face);
-3. ``too-small``: ``native_size`` < :data:`MIN_NATIVE_SIZE` (256): too few pixels to be ground truth at 256 px;
-4. ``blurry``: :func:`sharpness` < :data:`MIN_SHARPNESS`;
-5. ``duplicate``: same aligned pixels as another face (exact), or a 64-bit pHash of the 64 px
-   grayscale face within :data:`MAX_HASH_DISTANCE` bits of another's (near), across all sources;
+2. ``inside-another-face``: half or more of the detection's box lies inside a larger detection's box
+   (a part of a close-up face, e.g. its eyes, detected as a face);
+3. ``not-a-face``: a second detector (YuNet, score ≥ :data:`VERIFY_SCORE`) finds no face in the
+   aligned crop (hair, hats, clothes that RetinaFace took for faces);
+4. ``too-small``: ``native_size`` < :data:`MIN_NATIVE_SIZE` (256): too few pixels to be ground truth at 256 px;
+5. ``blurry``: :func:`sharpness` < :data:`MIN_SHARPNESS`;
+6. ``duplicate``: same aligned pixels as another face (exact), or (near: the same photo at another
+   size, crop or compression) a correlation of at least :data:`NEAR_DUPLICATE` between the 64 px
+   grayscale faces once registered (:func:`registered_correlation`), across all sources;
    the face with the larger ``native_size`` is kept (ties: a face named in a fixed split list, then
    the first by output name).
 
@@ -44,24 +49,42 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mpcnet.restoration.align import FACE_SIZE, align_face
+from mpcnet.restoration.align import FACE_SIZE, FFHQ_TEMPLATE_512, align_face
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.utils.files import ImageReadError, LoadedImage, list_images, read_image, write_bytes_atomic
 
 POOL_MODES = ("aligned", "detect", "no")
 UNCLASSIFIED = "unclassified"  # an earlier folder that the README's sentences do not name: not used
 SPLITS = ("train", "val", "heldout")
+FAILURES = ("unreadable", "not-square", "exists")  # files that could not be used: not drop rules
 MIN_SCORE = 0.9
 MIN_NATIVE_SIZE = 256
-# A detection with this share of its box inside a higher-scoring detection's box is a part of that
-# face (RetinaFace-1MB finds "faces" in the eyes of large close-ups), not a face of its own.
+# RetinaFace-1MB's anchors stop at 256 px, so at restore's detection size (up to 1600 px) a close-up
+# face is missed and its eyes, nose or mouth are "detected" as faces (scores up to 0.999). The pool
+# also detects on a copy this large, and drops a detection whose box lies this much inside a larger one.
+CLOSE_UP_SIDE = 640
 MAX_NESTED = 0.5
-# Variance of the Laplacian of the central face box at 256 px (grayscale, 0-255): the 2nd percentile
-# over the 114 clean aligned faces of celeba-hq-clean/* and gpen-examples/ffhq-10, as printed by
-# `python scripts/build_face_pool.py ../shared/data OUT --calibrate` (p2 191.6; their ×4-degraded
-# copies: median 84.3, max 181.4).
-MIN_SHARPNESS = 190.0
-MAX_HASH_DISTANCE = 6
+# RetinaFace also scores hair, hats and clothes up to 0.998; YuNet (a separate model) run on the
+# aligned 512 crop at this threshold found no face in each of the 6 such crops among the 161 wild
+# faces kept without this check (and missed one real, screaming face), and found every aligned-source face.
+VERIFY_SCORE = 0.5
+VERIFY_MAX_OFFSET = 100.0
+# Variance of the Laplacian of the central face box at 256 px (grayscale, 0-255), calibrated with
+# `python scripts/build_face_pool.py ../shared/data --calibrate` on the 114 clean aligned faces of
+# celeba-hq-clean/* and gpen-examples/ffhq-10: clean min 157.7, p2 191.6; their ×4-degraded copies
+# (128 px of detail) median 84.3, max 181.4. The threshold is that median: a face with less edge
+# energy than a typical ×4-degraded clean face is dropped. The clean p2 (191.6) was tried first:
+# it dropped wild press photos of 256-600 px that are sharp at 256 px (contact sheets looked at by
+# eye), since 1024 px CelebA-HQ crops shrunk 4× are crisper than any photo at its own resolution.
+MIN_SHARPNESS = 85.0
+# Near duplicates. Two crops of one photo differ by up to ~8 % in scale and shift (landmarks found
+# at different sizes), so they are registered (ECC, affine, 64 px) before their correlation is
+# taken. On the pool of ../shared/data the 6 pairs of one photo scored 0.9795-1.0 and the closest
+# pair of different photos 0.9255 (all checked by eye). A 64-bit pHash of the 64 px face did not
+# separate them: 6 bits between two different men, 8-10 between crops of one photo. Only pairs whose
+# 16 px thumbnails correlate at least PREFILTER (the 6 pairs: 0.92 and up) are registered.
+NEAR_DUPLICATE = 0.97
+PREFILTER = 0.8
 # The box (x0, y0, x1, y1) of a 256 px FFHQ-aligned face that sharpness is measured in: eyes to chin,
 # so a blurred background (bokeh) does not count.
 SHARPNESS_BOX = (64, 80, 192, 208)
@@ -169,17 +192,28 @@ def sharpness(face: np.ndarray) -> float:
     return float(cv2.Laplacian(_gray256(face)[y0:y1, x0:x1], cv2.CV_32F).var())
 
 
-def phash(face: np.ndarray) -> int:
-    """64-bit perceptual hash: signs of the 8×8 lowest DCT frequencies of the 64 px grayscale face
-    against their median."""
-    gray = cv2.resize(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
-    low = cv2.dct(gray.astype(np.float32))[:8, :8].ravel()
-    bits = low > np.median(low[1:])
-    return int("".join("1" if b else "0" for b in bits), 2)
+def _normalised(gray: np.ndarray) -> np.ndarray:
+    v = gray.ravel() - gray.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
 
 
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
+def thumbnails(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 16 px (zero-mean, unit-norm vector) and 64 px (float32) grayscale versions of a face."""
+    gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(gray, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return _normalised(small), cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def registered_correlation(a64: np.ndarray, b64: np.ndarray) -> float:
+    """Correlation of two 64 px grayscale faces (inside an 8 px margin) after warping ``b`` onto
+    ``a`` with the affine map that ECC finds; 0 when ECC does not converge."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
+    try:
+        _, warp = cv2.findTransformECC(a64, b64, np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE, criteria, None, 1)
+    except cv2.error:
+        return 0.0
+    warped = cv2.warpAffine(b64, warp, (64, 64), flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP)
+    return float(_normalised(a64[8:56, 8:56]) @ _normalised(warped[8:56, 8:56]))
 
 
 def _to_uint8(face: np.ndarray) -> np.ndarray:
@@ -210,7 +244,8 @@ class Face:
     score: float = 1.0
     png: bytes = field(default=b"", repr=False)
     pixels_sha: str = ""
-    phash: int = 0
+    thumb16: np.ndarray = field(default=None, repr=False)
+    gray64: np.ndarray = field(default=None, repr=False)
 
     @property
     def sha256(self) -> str:
@@ -221,7 +256,7 @@ class Face:
 class Dropped:
     face: str
     source_file: str
-    reason: str  # low-confidence | inside-another-face | too-small | blurry | duplicate | unreadable | not-square | exists
+    reason: str  # low-confidence | inside-another-face | not-a-face | too-small | blurry | duplicate, or FAILURES
     detail: str = ""
     native_size: str = ""
     sharpness: str = ""
@@ -243,8 +278,12 @@ class PoolReport:
             "per_split": {s: sum(f.split == s for f in self.kept) for s in SPLITS},
             "dropped": dict(sorted(Counter(d.reason for d in self.dropped).items())),
             "written": self.written, "unchanged": self.unchanged, "removed": self.removed,
-            "failed": sum(d.reason == "unreadable" for d in self.dropped),
+            "failed": len(self.failed),
         }
+
+    @property
+    def failed(self) -> list[Dropped]:
+        return [d for d in self.dropped if d.reason in FAILURES]
 
 
 def face_name(source: Source, path: Path, index: int | None) -> str:
@@ -263,43 +302,68 @@ def pool_files(data_root: str | Path, sources: list[Source]) -> list[tuple[Sourc
     return files
 
 
+def _area(box: np.ndarray) -> float:
+    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+
+
+def _intersection(box: np.ndarray, other: np.ndarray) -> float:
+    return _area(np.array([max(box[0], other[0]), max(box[1], other[1]), min(box[2], other[2]), min(box[3], other[3])]))
+
+
 def _inside(box: np.ndarray, other: np.ndarray) -> bool:
-    """At least :data:`MAX_NESTED` of ``box``'s area lies inside ``other`` (x1, y1, x2, y2)."""
-    w = min(box[2], other[2]) - max(box[0], other[0])
-    h = min(box[3], other[3]) - max(box[1], other[1])
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return w > 0 and h > 0 and w * h >= MAX_NESTED * area
+    """``box`` is smaller than ``other`` and at least :data:`MAX_NESTED` of it lies inside ``other``."""
+    return _area(box) < _area(other) and _intersection(box, other) >= MAX_NESTED * _area(box)
 
 
-def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, str], detector) -> tuple[list[Face], list[Dropped]]:
-    """The faces of one source file that pass the score/size/sharpness rules, and those that do not."""
+def detect_two_scales(detector, bgr8: np.ndarray) -> list:
+    """``mpcnet restore``'s detections, then those on a copy at :data:`CLOSE_UP_SIDE` px that it
+    did not find (IoU < 0.5 with each): the close-ups too large for the detector's anchors."""
+    faces = detect_faces(detector, bgr8)
+    for face in detect_faces(detector, bgr8, CLOSE_UP_SIDE):
+        if all(_intersection(face.box, g.box) < 0.5 * (_area(face.box) + _area(g.box) - _intersection(face.box, g.box))
+               for g in faces):
+            faces.append(face)
+    return faces
+
+
+def is_face(verifier, crop: np.ndarray) -> bool:
+    """A second, independent detector finds a face in the aligned crop, near the template
+    (mean landmark distance under :data:`VERIFY_MAX_OFFSET` px)."""
+    return any(np.linalg.norm(f.landmarks - FFHQ_TEMPLATE_512, axis=1).mean() < VERIFY_MAX_OFFSET
+               for f in verifier.detect(crop))
+
+
+def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, str],
+                detector, verifier) -> tuple[list[Face], list[Dropped]]:
+    """The faces of one source file that pass the drop rules 1-5, and those that do not."""
     rel = path.relative_to(data_root).as_posix()
-    data = path.read_bytes()
-    split = fixed.get(rel) or hash_split(data)
+    split = fixed.get(rel) or hash_split(path.read_bytes())
     try:
         image = read_image(path)
     except ImageReadError as err:
         return [], [Dropped(face_name(source, path, None), rel, "unreadable", str(err))]
-    faces: list[tuple[str, np.ndarray, float, float, bool]] = []  # name, uint8 crop, native size, score, nested
+    faces: list[tuple[str, np.ndarray, float, float, str | None]] = []  # name, crop, native size, score, reason
     if source.pool == "aligned":
         h, w = image.bgr.shape[:2]
         if h != w:
             return [], [Dropped(face_name(source, path, None), rel, "not-square", f"{w}×{h}")]
-        faces.append((face_name(source, path, None), resize_aligned(image), float(h), 1.0, False))
+        faces.append((face_name(source, path, None), resize_aligned(image), float(h), 1.0, None))
     else:
         bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
         pixels = image.float_bgr()
-        detections = detect_faces(detector, bgr8)
+        detections = detect_two_scales(detector, bgr8)
         for i, det in enumerate(detections):
             crop, affine = align_face(pixels, det.landmarks)
+            crop = _to_uint8(crop)
             scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
-            nested = any(_inside(det.box, other.box) for other in detections[:i])
-            faces.append((face_name(source, path, i), _to_uint8(crop), FACE_SIZE / scale, det.score, nested))
+            reason = ("low-confidence" if det.score < MIN_SCORE
+                      else "inside-another-face" if any(_inside(det.box, o.box) for o in detections if o is not det)
+                      else "not-a-face" if not is_face(verifier, crop) else None)
+            faces.append((face_name(source, path, i), crop, FACE_SIZE / scale, det.score, reason))
     kept, dropped = [], []
-    for name, crop, native, score, nested in faces:
+    for name, crop, native, score, reason in faces:
         sharp = sharpness(crop)
-        reason = ("low-confidence" if score < MIN_SCORE else "inside-another-face" if nested
-                  else "too-small" if native < MIN_NATIVE_SIZE else "blurry" if sharp < MIN_SHARPNESS else None)
+        reason = reason or ("too-small" if native < MIN_NATIVE_SIZE else "blurry" if sharp < MIN_SHARPNESS else None)
         if reason:
             dropped.append(Dropped(name, rel, reason, "", f"{native:.1f}", f"{sharp:.1f}", f"{score:.3f}"))
             continue
@@ -307,23 +371,33 @@ def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, st
         if not ok:
             raise OSError(f"could not encode {name}")
         kept.append(Face(name, source.folder, rel, source.licence, round(native, 1), round(sharp, 1), split,
-                         score, png.tobytes(), hashlib.sha256(crop.tobytes()).hexdigest(), phash(crop)))
+                         score, png.tobytes(), hashlib.sha256(crop.tobytes()).hexdigest(), *thumbnails(crop)))
     return kept, dropped
+
+
+def _twin(face: Face, kept: list[Face]) -> tuple[Face, str] | None:
+    """The first face of ``kept`` that ``face`` duplicates, and how."""
+    for other in kept:
+        if other.pixels_sha == face.pixels_sha:
+            return other, "exact"
+    for other in kept:
+        if float(other.thumb16 @ face.thumb16) >= PREFILTER:
+            corr = registered_correlation(other.gray64, face.gray64)
+            if corr >= NEAR_DUPLICATE:
+                return other, f"correlation {corr:.4f}"
+    return None
 
 
 def deduplicate(faces: list[Face], fixed: dict[str, str]) -> tuple[list[Face], list[Dropped]]:
     """Drop exact and near duplicates across all faces, keeping the larger ``native_size``."""
-    order = sorted(faces, key=lambda f: (-f.native_size, f.source_file not in fixed, f.file))
     kept: list[Face] = []
     dropped = []
-    for face in order:
-        twin = next((k for k in kept if k.pixels_sha == face.pixels_sha
-                     or hamming(k.phash, face.phash) <= MAX_HASH_DISTANCE), None)
+    for face in sorted(faces, key=lambda f: (-f.native_size, f.source_file not in fixed, f.file)):
+        twin = _twin(face, kept)
         if twin is None:
             kept.append(face)
         else:
-            kind = "exact" if twin.pixels_sha == face.pixels_sha else f"pHash distance {hamming(twin.phash, face.phash)}"
-            dropped.append(Dropped(face.file, face.source_file, "duplicate", f"{kind} of {twin.file}",
+            dropped.append(Dropped(face.file, face.source_file, "duplicate", f"{twin[1]} with {twin[0].file}",
                                    f"{face.native_size:.1f}", f"{face.sharpness:.1f}", f"{face.score:.3f}"))
     return sorted(kept, key=lambda f: f.file), dropped
 
@@ -353,7 +427,7 @@ def old_manifest_files(out: Path) -> set[str]:
         return {row["file"] for row in csv.DictReader(fin)}
 
 
-def build_pool(data_root: str | Path, out: str | Path, fixed_splits: dict[str, str], detector,
+def build_pool(data_root: str | Path, out: str | Path, fixed_splits: dict[str, str], detector, verifier,
                progress: Callable[[str], None] | None = None) -> PoolReport:
     """Build (or update) the pool in ``out``; see the module docstring for the rules.
 
@@ -366,7 +440,7 @@ def build_pool(data_root: str | Path, out: str | Path, fixed_splits: dict[str, s
     sources = read_sources(data_root)
     candidates, dropped = [], []
     for source, path in pool_files(data_root, sources):
-        kept, lost = _candidates(source, path, data_root, fixed_splits, detector)
+        kept, lost = _candidates(source, path, data_root, fixed_splits, detector, verifier)
         candidates += kept
         dropped += lost
         if progress:
@@ -391,12 +465,13 @@ def build_pool(data_root: str | Path, out: str | Path, fixed_splits: dict[str, s
         if (out / stale).is_file():
             (out / stale).unlink()
             report.removed += 1
-    _write_if_changed(out / "manifest.csv", _csv([{**asdict(f), "sha256": f.sha256} for f in report.kept],
+    _write_if_changed(out / "manifest.csv", _csv([{c: getattr(f, c) for c in MANIFEST_COLUMNS} for f in report.kept],
                                                   MANIFEST_COLUMNS))
     _write_if_changed(out / "dropped.csv", _csv([asdict(d) for d in sorted(dropped, key=lambda d: d.face)],
                                                  DROPPED_COLUMNS))
     for split in SPLITS:
-        _write_if_changed(out / f"{split}.txt", "".join(f"{f.file}\n" for f in report.kept if f.split == split).encode())
+        lines = "".join(f"{f.file}\n" for f in report.kept if f.split == split)
+        _write_if_changed(out / f"{split}.txt", lines.encode())
     return report
 
 

@@ -1,13 +1,14 @@
 """Build the training face pool from every ground-truth source of a shared data folder.
 
-    python scripts/build_face_pool.py ../shared/data datasets/face_pool     # or: make pool
+    python scripts/build_face_pool.py DATA OUT    # make pool: ../shared/data → datasets/face_pool
 
-Reads SHARED_DATA/README.md's `pool` column (aligned | detect | no), aligns whole photos with
-`mpcnet restore`'s RetinaFace and FFHQ-512 alignment (YuNet confirms each face), drops small,
-blurry, low-confidence and duplicate faces, and writes OUT/faces/*.png (512×512), OUT/manifest.csv, OUT/dropped.csv and
-OUT/{train,val,heldout}.txt (for FaceDegradedDataset's meta_info_file with dataroot_gt: OUT). The
-rules are in mpcnet/data/face_pool.py. Running it again changes nothing. Exit codes: 0 all read,
-1 some files could not be used, 2 bad request.
+Reads DATA/README.md's `pool` column (aligned | detect | no), aligns whole photos with `mpcnet
+restore`'s RetinaFace and FFHQ-512 alignment (YuNet confirms each face), drops small, blurry,
+low-confidence, false and duplicate faces, and writes OUT/faces/*.png (512×512 RGB),
+OUT/manifest.csv, OUT/dropped.csv (each drop with its reason) and OUT/{train,val,heldout}.txt
+(FaceDegradedDataset's meta_info_file, with dataroot_gt: OUT). The rules are in
+mpcnet/data/face_pool.py. A second run changes nothing; it removes only faces of its own old
+manifest. Exit codes: 0 all files used, 1 some could not be read, 2 bad request (nothing written).
 """
 from __future__ import annotations
 
@@ -15,10 +16,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from tqdm import tqdm
-
-from mpcnet.data import face_pool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("data", type=Path, help="shared data folder (with README.md), e.g. ../shared/data")
-    parser.add_argument("out", type=Path, nargs="?", help="pool folder, e.g. datasets/face_pool")
+    parser.add_argument("out", type=Path, nargs="?", help="pool folder, e.g. datasets/face_pool (not needed "
+                        "with --calibrate)")
     parser.add_argument("--splits", type=Path, default=REPO / "options" / "splits",
                         help="folder of the fixed split lists tiny128_{train,val,heldout}.txt (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -42,15 +40,19 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data / "README.md").is_file():
         fail(f"{args.data / 'README.md'} not found; give the shared data folder")
+    if args.out is None and not args.calibrate:
+        fail("give the output folder OUT")
+    data, out = args.data.resolve(), args.out and args.out.resolve()
+    if out and (out == data or data in out.parents):
+        fail(f"{out} is inside the data folder {data}; choose a folder outside it")
+    from tqdm import tqdm
+
+    from mpcnet.data import face_pool  # only after the checks above: it loads torch (slow)
+
     if args.calibrate:
-        stats = face_pool.calibrate_sharpness(args.data)
+        stats = face_pool.calibrate_sharpness(data)
         print(json.dumps({"threshold": face_pool.MIN_SHARPNESS, **stats}, indent=1))
         return
-    if args.out is None:
-        fail("give the output folder OUT")
-    data, out = args.data.resolve(), args.out.resolve()
-    if out == data or data in out.parents:
-        fail(f"{out} is inside the data folder {data}; choose a folder outside it")
     try:
         sources = face_pool.read_sources(data)
     except ValueError as err:

@@ -12,8 +12,8 @@ recursively for images.
   ``native_size`` = its side.
 * ``detect``: faces are found by ``mpcnet restore``'s default detector (RetinaFace) and warped by its
   FFHQ-512 alignment (:func:`mpcnet.restoration.align.align_face`); ``native_size`` = 512 / the
-  alignment's scale. Unlike restore, the photo is also searched at :data:`CLOSE_UP_SIDE` px, where
-  close-up faces fit the detector (see :func:`detect_two_scales`).
+  alignment's scale. Unlike restore, the photo is also searched at :data:`PYRAMID_SIDES`, and a
+  face is aligned from the copy where it is at most :data:`BEST_BOX` px wide (see :func:`detect_pyramid`).
 
 Drop rules, in this order (the first that applies is the reason recorded):
 
@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from mpcnet.restoration.align import FACE_SIZE, FFHQ_TEMPLATE_512, align_face
-from mpcnet.restoration.detectors import detect_faces
+from mpcnet.restoration.detectors import DETECT_MAX_SIDE, detect_faces
 from mpcnet.utils.files import ImageReadError, LoadedImage, list_images, read_image, write_bytes_atomic
 
 POOL_MODES = ("aligned", "detect", "no")
@@ -59,10 +59,15 @@ SPLITS = ("train", "val", "heldout")
 FAILURES = ("unreadable", "not-square", "exists")  # files that could not be used: not drop rules
 MIN_SCORE = 0.9
 MIN_NATIVE_SIZE = 256
-# RetinaFace-1MB's anchors stop at 256 px, so at restore's detection size (up to 1600 px) a close-up
-# face is missed and its eyes, nose or mouth are "detected" as faces (scores up to 0.999). The pool
-# also detects on a copy this large, and drops a detection whose box lies this much inside a larger one.
-CLOSE_UP_SIDE = 640
+# RetinaFace-1MB's anchors stop at 256 px. At restore's detection size (up to 1600 px) a close-up
+# face is missed and its eyes, nose or mouth are "detected" as faces (scores up to 0.999), and the
+# landmarks of a face wider than ~200 px are spread: a 601×891 portrait gave native sizes 692 (box
+# 369 px), 659 (339 px) and 595-606 (box 80-165 px, at 1/2, 1/4 and on half-size copies). So the
+# pool also detects on copies PYRAMID_SIDES px large and aligns each face from the largest copy
+# where its box is at most BEST_BOX px wide; a detection whose box lies MAX_NESTED inside a larger
+# one is dropped.
+PYRAMID_SIDES = (800, 400, 200)
+BEST_BOX = 192
 MAX_NESTED = 0.5
 # RetinaFace also scores hair, hats and clothes up to 0.998; YuNet (a separate model) run on the
 # aligned 512 crop at this threshold found no face in each of the 6 such crops among the 161 wild
@@ -77,14 +82,17 @@ VERIFY_MAX_OFFSET = 100.0
 # it dropped wild press photos of 256-600 px that are sharp at 256 px (contact sheets looked at by
 # eye), since 1024 px CelebA-HQ crops shrunk 4× are crisper than any photo at its own resolution.
 MIN_SHARPNESS = 85.0
-# Near duplicates. Two crops of one photo differ by up to ~8 % in scale and shift (landmarks found
-# at different sizes), so they are registered (ECC, affine, 64 px) before their correlation is
-# taken. On the pool of ../shared/data the 6 pairs of one photo scored 0.9795-1.0 and the closest
-# pair of different photos 0.9255 (all checked by eye). A 64-bit pHash of the 64 px face did not
-# separate them: 6 bits between two different men, 8-10 between crops of one photo. Only pairs whose
-# 16 px thumbnails correlate at least PREFILTER (the 6 pairs: 0.92 and up) are registered.
+# Near duplicates. Two crops of one photo differ by up to ~15 % in scale and some shift (landmarks
+# found at different sizes), so they are registered (ECC, affine, 64 px) before their correlation
+# is taken. On the 343 faces of ../shared/data the 8 pairs of one photo scored 0.9795-1.0 and the
+# closest pairs of different photos at most 0.9304 (all checked by eye). A 64-bit pHash of the 64 px
+# face did not separate them: 6 bits between two different men, 8-10 between crops of one photo.
+# Registering every pair is too slow, so only pairs whose central 8 px thumbnails correlate at least
+# PREFILTER, at the best of PREFILTER_SCALES, are registered: the 8 pairs scored 0.955-1.0 (a photo
+# and its half-size copy: 0.87); 3,888 of the 58,653 pairs pass.
 NEAR_DUPLICATE = 0.97
 PREFILTER = 0.8
+PREFILTER_SCALES = (1.0, 1.1, 1.2, 1.3)
 # The box (x0, y0, x1, y1) of a 256 px FFHQ-aligned face that sharpness is measured in: eyes to chin,
 # so a blurred background (bokeh) does not count.
 SHARPNESS_BOX = (64, 80, 192, 208)
@@ -198,10 +206,18 @@ def _normalised(gray: np.ndarray) -> np.ndarray:
 
 
 def thumbnails(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 16 px (zero-mean, unit-norm vector) and 64 px (float32) grayscale versions of a face."""
+    """The prefilter views of a face (the central 384 px zoomed by each of :data:`PREFILTER_SCALES`,
+    8 px grayscale, zero-mean unit-norm rows) and its 64 px float32 grayscale."""
     gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
-    small = cv2.resize(gray, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return _normalised(small), cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    c = FACE_SIZE // 2
+    views = [_normalised(cv2.resize(gray[c - h:c + h, c - h:c + h], (8, 8), interpolation=cv2.INTER_AREA)
+                         .astype(np.float32)) for h in (int(192 / s) for s in PREFILTER_SCALES)]
+    return np.stack(views), cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def prefilter_correlation(a_views: np.ndarray, b_views: np.ndarray) -> float:
+    """The best correlation of one face's unzoomed view with any zoom of the other's."""
+    return float(max((a_views @ b_views[0]).max(), (b_views @ a_views[0]).max()))
 
 
 def registered_correlation(a64: np.ndarray, b64: np.ndarray) -> float:
@@ -244,7 +260,7 @@ class Face:
     score: float = 1.0
     png: bytes = field(default=b"", repr=False)
     pixels_sha: str = ""
-    thumb16: np.ndarray = field(default=None, repr=False)
+    views: np.ndarray = field(default=None, repr=False)
     gray64: np.ndarray = field(default=None, repr=False)
 
     @property
@@ -315,15 +331,27 @@ def _inside(box: np.ndarray, other: np.ndarray) -> bool:
     return _area(box) < _area(other) and _intersection(box, other) >= MAX_NESTED * _area(box)
 
 
-def detect_two_scales(detector, bgr8: np.ndarray) -> list:
-    """``mpcnet restore``'s detections, then those on a copy at :data:`CLOSE_UP_SIDE` px that it
-    did not find (IoU < 0.5 with each): the close-ups too large for the detector's anchors."""
-    faces = detect_faces(detector, bgr8)
-    for face in detect_faces(detector, bgr8, CLOSE_UP_SIDE):
-        if all(_intersection(face.box, g.box) < 0.5 * (_area(face.box) + _area(g.box) - _intersection(face.box, g.box))
-               for g in faces):
-            faces.append(face)
-    return faces
+def _iou(box: np.ndarray, other: np.ndarray) -> float:
+    inter = _intersection(box, other)
+    return inter / (_area(box) + _area(other) - inter)
+
+
+def detect_pyramid(detector, bgr8: np.ndarray) -> list:
+    """Faces found at ``mpcnet restore``'s detection size or on copies :data:`PYRAMID_SIDES` px large,
+    one per face (boxes overlapping at IoU ≥ 0.5 are one face), each from the largest copy where its
+    box is at most :data:`BEST_BOX` px wide (else the smallest); in order of first detection."""
+    side = max(bgr8.shape[:2])
+    groups: list[list[tuple[float, object]]] = []  # per face: (box width at its level, Face)
+    for max_side in (DETECT_MAX_SIDE,) + tuple(s for s in PYRAMID_SIDES if s < min(side, DETECT_MAX_SIDE)):
+        scale = min(1.0, max_side / side)
+        for face in detect_faces(detector, bgr8, max_side):
+            width = float(face.box[2] - face.box[0]) * scale
+            group = next((g for g in groups if _iou(face.box, g[0][1].box) >= 0.5), None)
+            if group is None:
+                groups.append([(width, face)])
+            else:
+                group.append((width, face))
+    return [min(g, key=lambda wf: (wf[0] > BEST_BOX, abs(BEST_BOX - wf[0])))[1] for g in groups]
 
 
 def is_face(verifier, crop: np.ndarray) -> bool:
@@ -351,7 +379,7 @@ def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, st
     else:
         bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
         pixels = image.float_bgr()
-        detections = detect_two_scales(detector, bgr8)
+        detections = detect_pyramid(detector, bgr8)
         for i, det in enumerate(detections):
             crop, affine = align_face(pixels, det.landmarks)
             crop = _to_uint8(crop)
@@ -381,7 +409,7 @@ def _twin(face: Face, kept: list[Face]) -> tuple[Face, str] | None:
         if other.pixels_sha == face.pixels_sha:
             return other, "exact"
     for other in kept:
-        if float(other.thumb16 @ face.thumb16) >= PREFILTER:
+        if prefilter_correlation(other.views, face.views) >= PREFILTER:
             corr = registered_correlation(other.gray64, face.gray64)
             if corr >= NEAR_DUPLICATE:
                 return other, f"correlation {corr:.4f}"

@@ -102,7 +102,8 @@ def test_sources_of_the_shared_readme():
     assert by_folder["faces-aligned/ddnm-celebahq"].pool == "aligned"
     assert by_folder["gpen-examples/ffhq-10"].pool == "aligned"
     assert by_folder["celeba-hq-clean/stargan-v2-256"].pool == "aligned"
-    assert {by_folder[f].pool for f in ("codeformer-inputs/gray_faces", "gpen-examples/grays", "gpen-examples/imgs")} == {"no"}
+    no = ("codeformer-inputs/gray_faces", "gpen-examples/grays", "gpen-examples/imgs")
+    assert {by_folder[f].pool for f in no} == {"no"}
     assert by_folder["gpen-examples/segs"].pool == face_pool.UNCLASSIFIED
     assert by_folder["codeformer-inputs/gray_faces"].licence.startswith("S-Lab License 1.0")  # "same" as above
     assert by_folder["faces-wild/fairface-test"].licence == "FairFace: CC BY 4.0 (README). Web photos."

@@ -69,9 +69,10 @@ MIN_NATIVE_SIZE = 256
 PYRAMID_SIDES = (800, 400, 200)
 BEST_BOX = 192
 MAX_NESTED = 0.5
-# RetinaFace also scores hair, hats and clothes up to 0.998; YuNet (a separate model) run on the
-# aligned 512 crop at this threshold found no face in each of the 6 such crops among the 161 wild
-# faces kept without this check (and missed one real, screaming face), and found every aligned-source face.
+# RetinaFace also scores hair, hats and clothes up to 0.998. Checked on a build without this rule:
+# YuNet (a separate model) run on the aligned 512 crop at this threshold found no face in each of
+# the 6 such crops among its 161 wild faces (and missed one real, screaming face), and found every
+# aligned-source face.
 VERIFY_SCORE = 0.5
 VERIFY_MAX_OFFSET = 100.0
 # Variance of the Laplacian of the central face box at 256 px (grayscale, 0-255), calibrated with
@@ -270,6 +271,8 @@ class Face:
 
 @dataclass
 class Dropped:
+    """A face (or a source file) left out of the pool, and why: a row of ``dropped.csv``."""
+
     face: str
     source_file: str
     reason: str  # low-confidence | inside-another-face | not-a-face | too-small | blurry | duplicate, or FAILURES
@@ -281,6 +284,8 @@ class Dropped:
 
 @dataclass
 class PoolReport:
+    """What :func:`build_pool` kept, dropped, wrote, left unchanged and removed."""
+
     kept: list[Face]
     dropped: list[Dropped]
     written: int = 0

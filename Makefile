@@ -1,13 +1,14 @@
 # The two commands README promises on a fresh machine:
 #   make demo   set up .venv and restore the bundled sample photos with the bundled model
 #   make test   set up .venv (with test extras) and run the whole test suite
+#   make pool   build the training face pool from ../shared/data into $(POOL) (scripts/build_face_pool.py)
 #   make labels pseudo parsing labels for the faces of the pool in $(POOL) (scripts/make_parsing_labels.py)
 SHARED ?= $(abspath ../shared)
 VENV   ?= .venv
 POOL   ?= datasets/face_pool
 export MPCNET_WEIGHTS_DIR ?= $(SHARED)/weights
 
-.PHONY: setup demo test labels
+.PHONY: setup demo test pool labels
 setup:
 	bash scripts/setup.sh
 
@@ -17,6 +18,9 @@ demo: setup
 test:
 	bash scripts/setup.sh test
 	$(VENV)/bin/python -m pytest
+
+pool: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/build_face_pool.py $(SHARED)/data $(POOL)
 
 labels: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/make_parsing_labels.py $(POOL)

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MPCNET_SHARED", REPO.parent / "shared"))
@@ -46,3 +47,36 @@ def hq_faces() -> list[Path]:
 def whole_photos() -> list[Path]:
     """Real whole photos with one or more faces."""
     return sorted((DATA / "codeformer-inputs" / "whole_imgs").iterdir())
+
+
+class Negative(torch.nn.Module):
+    """Stand-in restorer: (B,3,S,S) in [-1, 1] → its negative."""
+
+    def forward(self, x):
+        return -x
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A 64-px MPCNet with narrow channels and random weights, saved as restore loads it
+    ({'params', 'arch', 'meta'})."""
+    from mpcnet.archs.mpcnet_arch import MPCNet
+    from mpcnet.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, num_style_feat=64, channel_multiplier=1, narrow=0.125, num_mlp=2,
+                 parse_base_ch=16, parse_res_depth=1, parse_max_ch=32)
+    path = tmp_path_factory.mktemp("weights") / "mpcnet-64.pth"
+    save_checkpoint({"params": net.state_dict(), "arch": net.arch_config, "meta": {"note": "random, for tests"}}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    """The YuNet face detector from ../shared/weights."""
+    from mpcnet.restoration.detectors import make_detector
+
+    shared_file("weights", "face_detection_yunet.onnx")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPCNET_WEIGHTS_DIR", str(SHARED_WEIGHTS))
+        return make_detector("yunet")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from mpcnet_cli.main import app
 from tests.conftest import DATA, REPO
-from tests.test_restore_cli import tiny_weights, tree_hashes  # noqa: F401 - tiny_weights is a fixture
+from tests.test_restore_cli import tree_hashes
 
 FACES = DATA / "codeformer-inputs" / "cropped_faces"
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
@@ -461,9 +461,12 @@ app()
 
 def interrupted_run(tmp_path, sig, *args):
     marker = tmp_path / "stalled"
+    # SIGINT back to its default in the child, as in a terminal: a test run started in the background
+    # (nohup, `&`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-c", STALL, str(marker), *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while not marker.exists() and proc.poll() is None:
         try:
             proc.wait(timeout=0.2)

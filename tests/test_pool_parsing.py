@@ -49,13 +49,13 @@ def dataset(pool: Path, **opt) -> FacePoolParsingDataset:
 def test_pairs_of_the_split_with_trusted_labels(pool):
     train, val = dataset(pool, split="train"), dataset(pool, split="val")
     assert len(train) == 5 and len(val) == 2  # the untrusted face is left out
-    assert not set(train.faces) & set(val.faces)
+    assert not set(train.items) & set(val.items)
     item = train[0]
     assert item["lq"].shape == item["gt"].shape == (3, SIZE, SIZE) and item["label"].shape == (SIZE, SIZE)
     assert -1 <= float(item["gt"].min()) and float(item["gt"].max()) <= 1
     assert set(item["label"].unique().tolist()) <= {0} | {LABEL[p] for p in LANDMARK_PARTS}
     assert (item["lq"] - item["gt"]).abs().mean() > 0.02  # eq. 1 degraded
-    label = cv2.imread(str(pool / "labels" / Path(train.faces[0]).name), cv2.IMREAD_GRAYSCALE)
+    label = cv2.imread(str(pool / "labels" / Path(train.items[0]).name), cv2.IMREAD_GRAYSCALE)
     assert label.shape == (256, 256)
 
 

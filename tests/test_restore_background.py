@@ -16,7 +16,8 @@ from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.weights import pin
 from mpcnet_cli.main import app
-from tests.test_restore_pipeline import WHOLE, Negative, yunet  # noqa: F401 - the detector fixture
+from tests.conftest import Negative
+from tests.test_restore_pipeline import WHOLE
 
 pytest.importorskip("realesrgan", reason="the optional realesrgan package is not installed (setup.sh test installs it)")
 
@@ -46,7 +47,7 @@ def test_rrdbnet_config_is_read_off_the_checkpoint(scale):
                       "scale": scale}
 
 
-def test_background_is_real_esrgan_and_faces_are_pasted_on_it(x2_weights, yunet, tmp_path):  # noqa: F811
+def test_background_is_real_esrgan_and_faces_are_pasted_on_it(x2_weights, yunet, tmp_path):
     photo = cv2.resize(cv2.imread(str(WHOLE / "00.jpg")), (300, 180), interpolation=cv2.INTER_AREA)
     src = tmp_path / "in"
     src.mkdir()
@@ -71,7 +72,7 @@ def test_background_is_real_esrgan_and_faces_are_pasted_on_it(x2_weights, yunet,
     assert summary.timer.seconds["background"] > 0
 
 
-def test_sixteen_bit_photo_keeps_sixteen_bits_at_any_upscale(x2_weights, yunet, tmp_path):  # noqa: F811
+def test_sixteen_bit_photo_keeps_sixteen_bits_at_any_upscale(x2_weights, yunet, tmp_path):
     """×3 from a ×2 network: Real-ESRGAN's output is resized to the asked size."""
     photo = cv2.resize(cv2.imread(str(WHOLE / "03.jpg")), (160, 200), interpolation=cv2.INTER_AREA)
     src = tmp_path / "in"

@@ -12,25 +12,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from mpcnet.checkpoint import save_checkpoint
 from mpcnet_cli.main import app
 from tests.conftest import DATA, shared_file
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """A 64-px MPCNet with narrow channels, saved as {'params', 'arch', 'meta'}."""
-    from mpcnet.archs.mpcnet_arch import MPCNet
-
-    torch.manual_seed(0)
-    net = MPCNet(out_size=64, num_style_feat=64, channel_multiplier=1, narrow=0.125, num_mlp=2,
-                 parse_base_ch=16, parse_res_depth=1, parse_max_ch=32)
-    path = tmp_path_factory.mktemp("weights") / "mpcnet-64.pth"
-    save_checkpoint({"params": net.state_dict(), "arch": net.arch_config, "meta": {"note": "random, for tests"}}, path)
-    return str(path)
 
 
 def restore(*args):

@@ -10,30 +10,17 @@ import torch
 from typer.testing import CliRunner
 
 from mpcnet.restoration.draw import BOX_COLOUR
-from mpcnet.restoration.detectors import detect_faces, make_detector
+from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils import device as device_module
 from mpcnet.utils.device import resolve_device
 from mpcnet_cli.main import app
-from tests.conftest import DATA, SHARED_WEIGHTS, shared_file
+from tests.conftest import DATA, Negative
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
 FIDELITIES = ("0", "0.25", "0.5", "0.75", "1")
 runner = CliRunner()
-
-
-class Negative(torch.nn.Module):
-    def forward(self, x):
-        return -x
-
-
-@pytest.fixture(scope="module")
-def yunet():
-    shared_file("weights", "face_detection_yunet.onnx")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MPCNET_WEIGHTS_DIR", str(SHARED_WEIGHTS))
-        return make_detector("yunet")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

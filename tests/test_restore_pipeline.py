@@ -11,29 +11,14 @@ import torch
 from PIL import Image
 
 from mpcnet.restoration.align import FFHQ_TEMPLATE_512, align_face
-from mpcnet.restoration.detectors import detect_faces, make_detector
+from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import ellipse_mask, parse_mask
 from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import read_image
-from tests.conftest import DATA, SHARED_WEIGHTS, shared_file
+from tests.conftest import DATA, Negative
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
-
-
-class Negative(torch.nn.Module):
-    """Stand-in restorer: (B,3,S,S) in [-1, 1] → its negative."""
-
-    def forward(self, x):
-        return -x
-
-
-@pytest.fixture(scope="module")
-def yunet():
-    shared_file("weights", "face_detection_yunet.onnx")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MPCNET_WEIGHTS_DIR", str(SHARED_WEIGHTS))
-        return make_detector("yunet")
 
 
 def pipeline(detector, batch_size=4, **options):

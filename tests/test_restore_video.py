@@ -8,32 +8,17 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 av = pytest.importorskip("av", reason="videos need the 'video' extra (PyAV)")
 
 from mpcnet.bench.clip import make_clip  # noqa: E402
-from mpcnet.checkpoint import save_checkpoint  # noqa: E402
 from mpcnet.restoration.video import frame_to_bgr  # noqa: E402
 from mpcnet_cli.main import app  # noqa: E402
 from tests.conftest import DATA, shared_file  # noqa: E402
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """A 64-px MPCNet with narrow channels and random weights, as restore loads it."""
-    from mpcnet.archs.mpcnet_arch import MPCNet
-
-    torch.manual_seed(0)
-    net = MPCNet(out_size=64, num_style_feat=64, channel_multiplier=1, narrow=0.125, num_mlp=2,
-                 parse_base_ch=16, parse_res_depth=1, parse_max_ch=32)
-    path = tmp_path_factory.mktemp("weights") / "mpcnet-64.pth"
-    save_checkpoint({"params": net.state_dict(), "arch": net.arch_config}, path)
-    return str(path)
 
 
 def stream_facts(path):

@@ -50,28 +50,17 @@ def image_indices(root: str | Path) -> list[int]:
     return sorted(int(p.stem) for p in (Path(root) / "CelebA-HQ-img").glob("*.jpg") if p.stem.isdigit())
 
 
-@DATASET_REGISTRY.register()
-class CelebAMaskHQParsingDataset(data.Dataset):
-    """Items ``{'lq', 'gt', 'label', 'index'}``: ``lq``/``gt`` RGB in [-1, 1], ``label`` int64 H×W.
+class DegradedParsingDataset(data.Dataset):
+    """Stage 1's (face, label map) pairs with eq. 1 LQ made on the fly; subclasses list ``items`` and
+    :meth:`load` one as ``(uint8 BGR face, label map at gt_size)``. Options shared by all: ``dataroot``,
+    ``gt_size``, ``use_hflip`` (left/right labels swap), ``degradation`` (eq. 1 range overrides), ``seed``."""
 
-    Options: ``dataroot`` (CelebAMask-HQ root with ``CelebA-HQ-img`` and ``CelebAMask-HQ-mask-anno``),
-    ``label_cache`` (optional folder of ``<index>.png`` label maps written by
-    ``scripts/cache_celebamask_labels.py``; assembled from the part masks when absent),
-    ``meta_info_file`` (optional list of indices, e.g. the 24,000 training images), ``gt_size``,
-    ``use_hflip`` (left/right labels swap), ``degradation`` (eq. 1 range overrides), ``seed``.
-    """
+    items: list
 
     def __init__(self, opt: dict):
         super().__init__()
         self.opt = opt
         self.root = Path(opt["dataroot"])
-        if opt.get("meta_info_file"):
-            self.indices = [int(s) for s in Path(opt["meta_info_file"]).read_text().split()]
-        else:
-            self.indices = image_indices(self.root)
-        if not self.indices:
-            raise ValueError(f"no CelebA-HQ-img/<index>.jpg under {self.root}")
-        self.cache = Path(opt["label_cache"]) if opt.get("label_cache") else None
         self.gt_size = int(opt["gt_size"])
         self.ranges = {**PAPER_RANGES, **(opt.get("degradation") or {})}
         self.seed = int(opt.get("seed", 0))
@@ -81,7 +70,38 @@ class CelebAMaskHQParsingDataset(data.Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.items)
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> dict:
+        img, label = self.load(i)
+        rng = sample_rng(self.seed, self.epoch, i)
+        return {**degraded_parsing_item(img, label, rng, self.ranges, self.opt.get("use_hflip", True)),
+                "index": self.items[i]}
+
+
+@DATASET_REGISTRY.register()
+class CelebAMaskHQParsingDataset(DegradedParsingDataset):
+    """Items ``{'lq', 'gt', 'label', 'index'}``: ``lq``/``gt`` RGB in [-1, 1], ``label`` int64 H×W.
+
+    Options: ``dataroot`` (CelebAMask-HQ root with ``CelebA-HQ-img`` and ``CelebAMask-HQ-mask-anno``),
+    ``label_cache`` (optional folder of ``<index>.png`` label maps written by
+    ``scripts/cache_celebamask_labels.py``; assembled from the part masks when absent),
+    ``meta_info_file`` (optional list of indices, e.g. the 24,000 training images), and
+    :class:`DegradedParsingDataset`'s.
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__(opt)
+        if opt.get("meta_info_file"):
+            self.items = [int(s) for s in Path(opt["meta_info_file"]).read_text().split()]
+        else:
+            self.items = image_indices(self.root)
+        if not self.items:
+            raise ValueError(f"no CelebA-HQ-img/<index>.jpg under {self.root}")
+        self.cache = Path(opt["label_cache"]) if opt.get("label_cache") else None
 
     def label_map(self, index: int) -> np.ndarray:
         cached = self.cache / f"{index}.png" if self.cache else None
@@ -90,14 +110,12 @@ class CelebAMaskHQParsingDataset(data.Dataset):
             return cv2.resize(label, (self.gt_size, self.gt_size), interpolation=cv2.INTER_NEAREST)
         return assemble_label_map(self.root, index, self.gt_size)
 
-    def __getitem__(self, i: int) -> dict:
-        index = self.indices[i]
-        rng = sample_rng(self.seed, self.epoch, i)
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        index = self.items[i]
         img = cv2.imread(str(self.root / "CelebA-HQ-img" / f"{index}.jpg"), cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f"CelebA-HQ-img/{index}.jpg is missing or unreadable")
-        return {**degraded_parsing_item(img, self.label_map(index), rng, self.ranges, self.opt.get("use_hflip", True)),
-                "index": index}
+        return img, self.label_map(index)
 
 
 def degraded_parsing_item(img: np.ndarray, label: np.ndarray, rng: np.random.Generator, ranges: dict,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from mpcnet.version import __version__
-from mpcnet_cli import benchmark, degrade, evaluate, restore, train, weights
+from mpcnet_cli import benchmark, degrade, evaluate, export, restore, train, weights
 
 app = typer.Typer(
     help="MPCNet blind face restoration: restore photos, build degraded test sets, train, "
@@ -32,6 +32,7 @@ app.command("train")(train.train)
 app.command("restore")(restore.restore)
 app.command("eval")(evaluate.evaluate)
 app.add_typer(benchmark.app, name="benchmark")
+app.add_typer(export.app, name="export")
 app.add_typer(weights.app, name="weights")
 
 if __name__ == "__main__":

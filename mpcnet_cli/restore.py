@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mpcnet.restoration import BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS
+from mpcnet.restoration import BACKENDS, BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, UnsafeOutputError, check_output_location, list_images
 from mpcnet.weights import WeightsError
 from mpcnet_cli.common import console, emit_json, fail
@@ -32,7 +32,11 @@ def restore(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ keeps the input's "
                              "relative paths); never inside the input folder."),
     weights: Optional[str] = typer.Option(None, help=f"MPCNet checkpoint: a path or a registry name "
-                                          f"(default: the bundled '{DEFAULT_WEIGHTS}')."),
+                                          f"(default: the bundled '{DEFAULT_WEIGHTS}'), or with --backend "
+                                          "onnxruntime an .onnx file from 'mpcnet export onnx' (fp32 or int8)."),
+    backend: str = typer.Option("torch", "--backend", help=f"What runs the face network: {'|'.join(BACKENDS)} "
+                                "(ONNX Runtime's CPU provider, or CUDA where present; a checkpoint is exported "
+                                "in memory first; needs the optional 'onnx' extra)."),
     upscale: int = typer.Option(2, "--upscale", "-s", min=1, help="Output size = input size × N."),
     detector: Optional[str] = typer.Option(None, help=f"Face detector: {'|'.join(DETECTORS)} (default: "
                                            "retinaface when its verified weights are present, else mtcnn)."),
@@ -65,6 +69,7 @@ def restore(
     a success, reported), 1 when any failed, 2 for a bad request."""
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
     from mpcnet.checkpoint import CheckpointError
+    from mpcnet.deploy import OnnxUnavailable
     from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.background import BackgroundUpsamplerError
     from mpcnet.restoration.paste import load_parsenet
@@ -76,6 +81,10 @@ def restore(
                                  suffix=suffix, save_faces=save_faces, save_comparison=save_comparison,
                                  bg_upsampler=bg_upsampler, max_pixels=max_pixels, faces_only=faces_only,
                                  skip_existing=skip_existing, overwrite=overwrite)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown --backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        if amp and backend != "torch":
+            raise ValueError("--amp is PyTorch autocast: it needs --backend torch")
         if detector is not None and detector not in DETECTORS:
             raise ValueError(f"unknown --detector '{detector}'; choose from {', '.join(DETECTORS)}")
         root, files = list_images(inputs)
@@ -86,15 +95,15 @@ def restore(
         fail(f"no images found in {inputs}")
     device = _device(device)
     try:
-        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
+        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
         detector = None if aligned else detector or default_detector()
         face_detector = None if aligned else make_detector(detector, device)
         parsenet = None if aligned or restorer.parses else load_parsenet(device)
-    except (WeightsError, CheckpointError) as e:
-        fail(str(e))
+    except (WeightsError, CheckpointError, OnnxUnavailable, ValueError) as e:
+        fail(str(e).splitlines()[0])
     mask = ("face parsing (the network's parsing prior)" if restorer.parses else
             "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse")
-    setup = {"weights": restorer.name, "network_size": restorer.size, "device": device, "amp": amp,
+    setup = {"weights": restorer.name, "network_size": restorer.size, "backend": backend, "device": device, "amp": amp,
              "detector": face_detector.name if face_detector else "none (--aligned)",
              "mask": "none (--aligned)" if aligned else mask,
              "background": "none (--aligned)" if aligned else bg_upsampler}

@@ -8,6 +8,8 @@
 #  * facenet-pytorch (MTCNN, weights inside its wheel), gfpgan (test-only peer) and realesrgan
 #    (optional background upsampler, tested) pin old torch versions or pull opencv/basicsr
 #    duplicates, but work as installed here: installed with --no-deps.
+#  * the optional extra 'onnx' (onnx, onnxscript, onnxruntime CPU) for `mpcnet export onnx` and
+#    `--backend onnxruntime`: installed for the tests (plain wheels, no torch pulled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -23,6 +25,7 @@ pip install -q --no-build-isolation basicsr-fixed==1.4.2
 pip install -q --no-deps facenet-pytorch==2.6.0
 if [ "$EXTRAS" = test ]; then
   pip install -q -r requirements-test.txt
+  pip install -q "onnx>=1.16" "onnxscript>=0.3" "onnxruntime>=1.18"   # the optional extra 'onnx', tested
   pip install -q --no-deps gfpgan==1.3.8 realesrgan==0.3.0
 fi
 pip install -q --no-deps --no-build-isolation -e .

@@ -95,7 +95,8 @@ def restore(
         fail(f"no images found in {inputs}")
     device = _device(device)
     try:
-        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
+        with console.status("exporting the network to ONNX…" if backend == "onnxruntime" else "loading…"):
+            restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
         detector = None if aligned else detector or default_detector()
         face_detector = None if aligned else make_detector(detector, device)
         parsenet = None if aligned or restorer.parses else load_parsenet(device)

@@ -96,7 +96,7 @@ def _ratio(ours: float | None, peer: float | None) -> float | None:
 def markdown(result: dict) -> str:
     total = result["seconds"] or 1.0
     peer = result.get("peer")
-    precision = "bf16 autocast" if result["amp"] else "fp32"
+    precision = "bf16 autocast" if result["amp"] else "fp32" if result["backend"] == "torch" else "the model's precision"
     lines = [f"{result['files']} files, {result['faces']} faces from {result['source']} on {result['device']} "
              f"({result['threads']} threads), weights {result['weights']} ({result['backend']}), batch "
              f"{result['batch_size']}, {precision}: {result['seconds']:.2f} s per pass, "

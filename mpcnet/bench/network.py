@@ -206,7 +206,6 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
     for m, net in built.items():
         info = (sum(p.numel() for p in net.parameters()) / 1e6, gmac_per_image(m, cfg))
         if m == OURS and backend == "onnxruntime":
-            torch.manual_seed(0)
             onnx = _onnx_networks(net, cfg, [d for d in dtypes if skip_reason(device, d, backend) is None],
                                   device, faces)
             nets[m] = (None, *info)

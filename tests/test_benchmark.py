@@ -121,6 +121,7 @@ def test_net_int8_needs_calibration_faces():
     assert out.exit_code == 2 and "--faces" in out.output
 
 
+@pytest.mark.slow
 def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp_path):
     """Both whole-photo pipelines, interleaved, same detector model; GFPGANv1Clean narrowed for speed."""
     from mpcnet.bench.pipeline import run_restore_benchmark

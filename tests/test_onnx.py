@@ -80,6 +80,7 @@ def test_bundled_model_exports_and_onnxruntime_reproduces_pytorch(bundled_onnx):
     assert np.abs(got - expected).max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_512_architecture_exports_with_parsing_and_quantises_to_int8(arch512, face_dir, tmp_path):
     int8 = tmp_path / "m-int8.onnx"
     result, report = invoke("export", "onnx", "--weights", arch512, "-o", int8, "--faces", face_dir, "--int8",

@@ -63,6 +63,10 @@ class FaceRestorer:
         ``.onnx`` file written by ``mpcnet export onnx`` (fp32 or int8)."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        if backend == "onnxruntime":
+            from mpcnet.deploy import require
+
+            require("onnx", "onnxscript", "onnxruntime")  # before any work
         name = str(weights or DEFAULT_WEIGHTS)
         path = resolve_any(name)
         if path.suffix.lower() == ".onnx":

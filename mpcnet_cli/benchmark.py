@@ -47,8 +47,13 @@ def net(
     size: int = typer.Option(512, "--size", help="Input/output side in pixels (a power of two)."),
     batch_sizes: str = typer.Option("1", "--batch-sizes", help="Comma-separated batch sizes."),
     dtype: str = typer.Option("fp32", "--dtype", help="Comma-separated precisions: fp32, bf16, fp16 "
-                              "(autocast; fp16 on CUDA only)."),
+                              "(autocast; fp16 on CUDA only); with --backend onnxruntime fp32, int8 (static "
+                              "quantisation calibrated on --faces; the peer then runs fp32)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    backend: str = typer.Option("torch", "--backend", help="What runs MPCNet: torch or onnxruntime (exported "
+                                "in memory; the peer always runs in PyTorch)."),
+    faces: Optional[Path] = typer.Option(None, "--faces", help="Folder of real aligned faces to calibrate "
+                                         "--dtype int8 on."),
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="MPCNet's convolutions "
                                        "in channels-last memory, as restore runs them (the peer always runs NCHW, "
                                        "as GFPGAN does)."),
@@ -73,18 +78,20 @@ def net(
 ) -> None:
     """Network throughput, latency (p50/p95) and peak memory, interleaved with a peer; prints ours ÷ peer."""
     from mpcnet.bench.network import BenchError, NetConfig, markdown, run_network_benchmark
+    from mpcnet.utils.files import list_images
 
     cfg = NetConfig(size=size, narrow=narrow, channel_multiplier=channel_multiplier,
                     num_style_feat=num_style_feat, mpcnet_kwargs=_arch_options(arch),
                     peer_channel_multiplier=peer_channel_multiplier)
     models = ["mpcnet"] + ([against] if against else [])
     try:
+        face_files = list_images(faces)[1] if faces is not None else None
         with console.status("timing…"):
             result = run_network_benchmark(models, cfg, _ints(batch_sizes, "--batch-sizes"),
                                            [d.strip() for d in dtype.split(",") if d.strip()], device=device,
                                            channels_last=channels_last, compile=compile, iters=iters,
-                                           warmup=warmup, memory=memory)
-    except (BenchError, ValueError, TypeError) as exc:
+                                           warmup=warmup, memory=memory, backend=backend, faces=face_files)
+    except (BenchError, ValueError, TypeError, FileNotFoundError) as exc:
         fail(str(exc).splitlines()[0])
     text = markdown(result)
     console.print(text)
@@ -104,11 +111,18 @@ def restore(
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per network call."),
     amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast, as restore --amp."),
     fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="Videos: as restore --fidelity."),
+    backend: str = typer.Option("torch", "--backend", help="What runs the face network, as restore --backend: "
+                                "torch or onnxruntime (--weights may then be an .onnx file, e.g. int8)."),
+    against: Optional[str] = typer.Option(None, "--against", help="Also run GFPGAN's own pipeline (GFPGANer, "
+                                          "random GFPGANv1Clean and ParseNet weights, restore's RetinaFace file) on "
+                                          "the same photos, interleaved: gfpgan."),
+    rounds: int = typer.Option(1, "--rounds", help="Passes over the folder per pipeline (ours, peer, peer, ours, …)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
     """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, background,
-    paste, write). On videos: frames/s and the flicker of the restored faces (mean absolute difference of
+    paste, write) and faces/s; with --against gfpgan the same for GFPGANer and the ratios ours ÷ peer.
+    On videos: frames/s and the flicker of the restored faces (mean absolute difference of
     consecutive aligned restored faces), each with face tracking off and on, and on ÷ off."""
     from mpcnet.bench import pipeline, video
 
@@ -120,7 +134,8 @@ def restore(
                 text = video.markdown(result)
             else:
                 result = pipeline.run_restore_benchmark(source, weights, aligned=aligned, device=device,
-                                                        batch_size=batch_size, amp=amp)
+                                                        batch_size=batch_size, amp=amp, backend=backend,
+                                                        against=against, rounds=rounds)
                 text = pipeline.markdown(result)
     except pipeline.BenchError as exc:
         fail(str(exc))

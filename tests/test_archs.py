@@ -78,7 +78,8 @@ def test_noise_free_model_is_deterministic(aligned_faces):
 
 def test_stylegan_matches_gfpgan_clean_without_noise():
     """The prior loads GFPGAN's StyleGAN2GeneratorClean state dict strictly and, with GFPGAN's
-    noise zeroed, gives the same image and the same per-resolution features."""
+    noise zeroed, gives the same image (up to float rounding: ours modulates the activations, GFPGAN
+    the weights) and the same per-resolution features."""
     from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
 
     torch.manual_seed(0)
@@ -94,12 +95,12 @@ def test_stylegan_matches_gfpgan_clean_without_noise():
     with torch.inference_mode():
         expected, _ = ref([z], noise=zeros)
         got, _ = ours([z])
-        assert torch.equal(got, expected)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
         # W+ latents, per-layer different, as MPCNet feeds them
         latent = torch.randn(2, ours.num_latent, 64)
         expected, _ = ref([latent], input_is_latent=True, noise=zeros)
         got, _ = ours([latent], input_is_latent=True)
-        assert torch.equal(got, expected)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
         feats = ours.features(latent)
     assert {s: tuple(f.shape) for s, f in feats.items()} == {
         s: (2, ours.channels[s], s, s) for s in (8, 16, 32, 64)}

@@ -96,3 +96,49 @@ def test_restore_benchmark_reports_stage_times_on_aligned_faces(aligned_faces, t
     assert data["files"] == data["restored"] == data["faces"] == 3
     assert set(data["stage_seconds"]) >= {"read", "network", "write"} and data["stage_seconds"]["network"] > 0
     assert data["detector"] is None and data["amp"] and not any(faces.glob("**/restored_imgs"))
+
+
+def test_net_onnxruntime_fp32_and_int8_each_against_gfpgan_fp32(aligned_faces, tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for path in aligned_faces[:2]:
+        shutil.copy(path, faces / path.name)
+    out = invoke("net", *TINY, "--backend", "onnxruntime", "--dtype", "fp32,int8,bf16", "--faces", faces,
+                 "--against", "gfpgan", "--no-memory", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert [(t["model"], t["backend"], t["dtype"]) for t in data["timings"]] == [
+        ("mpcnet", "onnxruntime", "fp32"), ("gfpgan", "torch", "fp32"),
+        ("mpcnet", "onnxruntime", "int8"), ("gfpgan", "torch", "fp32")]
+    assert data["skipped"] == [{"dtype": "bf16", "reason": skip_reason("cpu", "bf16", "onnxruntime")}]
+    for ratio, (mine, peer) in zip(data["ratios"], (data["timings"][:2], data["timings"][2:])):
+        assert (ratio["backend"], ratio["dtype"], ratio["peer_dtype"]) == ("onnxruntime", mine["dtype"], "fp32")
+        assert ratio["latency_p50"] == pytest.approx(mine["latency_ms_p50"] / peer["latency_ms_p50"], rel=1e-2)
+
+
+def test_net_int8_needs_calibration_faces():
+    out = invoke("net", *TINY, "--backend", "onnxruntime", "--dtype", "int8", "--no-memory")
+    assert out.exit_code == 2 and "--faces" in out.output
+
+
+@pytest.mark.slow
+def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp_path):
+    """Both whole-photo pipelines, interleaved, same detector model; GFPGANv1Clean narrowed for speed."""
+    from mpcnet.bench.pipeline import run_restore_benchmark
+
+    torch.manual_seed(0)
+    net = build("mpcnet", NetConfig(64, 0.125, 1, 64, TINY_KW))
+    ckpt = tmp_path / "tiny.pth"
+    save_checkpoint({"params": net.state_dict(), "arch": dict(net.arch_config)}, ckpt)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(whole_photos[0], photos)
+    data = run_restore_benchmark(photos, str(ckpt), against="gfpgan", rounds=2, peer_narrow=0.125)
+    peer = data["peer"]
+    assert data["detector"].startswith("retinaface") and data["rounds"] == 2
+    assert data["faces"] >= 1 and peer["faces"] >= 1 and peer["files"] == data["files"] == 1
+    for side in (data, peer):
+        assert side["faces_per_s"] == pytest.approx(side["faces"] / side["seconds"], rel=1e-2)
+        assert side["stage_seconds"]["network"] > 0 and side["stage_seconds"]["detect"] > 0
+        assert sum(side["stage_seconds"].values()) <= side["seconds"] * 1.01
+    assert data["ratios"]["faces_per_s"] == pytest.approx(data["faces_per_s"] / peer["faces_per_s"], rel=1e-2)

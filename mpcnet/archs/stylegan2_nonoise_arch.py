@@ -51,17 +51,19 @@ class CleanModulatedConv2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """conv(x, w·s) demodulated, computed as StyleGAN2's unfused form: conv(x·s, w)·d with
+        d = rsqrt(Σ_{in,k} (w·s)²) = rsqrt(s² · Σ_k w²). One shared convolution for the whole batch,
+        so the weights can be channels-last and the ONNX graph keeps a dynamic batch (a grouped
+        convolution with one group per sample fixes the batch size)."""
         b, c = x.shape[:2]
-        weight = self.weight.unsqueeze(0) * self.modulation(style).view(b, 1, c, 1, 1)
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps).view(b, self.out_channels, 1, 1, 1)
+        s = self.modulation(style)
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
-        h, w = x.shape[2:]
-        # one grouped convolution applies each sample's own weights
-        out = F.conv2d(x.reshape(1, b * c, h, w), weight.reshape(b * self.out_channels, c, *weight.shape[3:]),
-                       padding=self.padding, groups=b)
-        return out.reshape(b, self.out_channels, h, w)
+        out = F.conv2d(x * s.view(b, c, 1, 1), self.weight, padding=self.padding)
+        if self.demodulate:
+            d = torch.rsqrt(s.square() @ self.weight.square().sum([2, 3]).t() + self.eps)
+            out = out * d.view(b, self.out_channels, 1, 1)
+        return out
 
 
 def _weight_to_clean_layout(module, state_dict, prefix, local_metadata):

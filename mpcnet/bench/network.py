@@ -9,6 +9,11 @@ so that drifts in machine load hit both alike. Peak memory: on CUDA ``max_memory
 one forward minus what was allocated before it; on CPU the peak resident set (Linux VmHWM, reset
 before the call) during one forward minus the resident set before it, measured in a fresh process
 per network (the allocator's cache would hide it in a shared one).
+
+With ``backend='onnxruntime'`` MPCNet is exported to ONNX (:mod:`mpcnet.deploy`) and run by ONNX
+Runtime, in fp32 or statically quantised int8 (calibrated on real faces); the peer stays PyTorch,
+in fp32 where it has no such precision (int8), so each ratio is ours in that setting ÷ GFPGAN as
+it runs in PyTorch. ONNX Runtime's memory is not measured.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+ORT_DTYPES = ("fp32", "int8")
 PEERS = ("gfpgan",)
 OURS = "mpcnet"
 
@@ -73,13 +79,15 @@ def _sync(device: str) -> None:
 
 
 def _autocast(device: str, dtype: str):
-    if dtype == "fp32":
+    if dtype not in ("bf16", "fp16"):  # fp32, or int8 (an ONNX Runtime model: no autocast)
         return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=DTYPES[dtype])
 
 
-def skip_reason(device: str, dtype: str) -> str | None:
-    """Why a precision cannot be measured on a device, or None."""
+def skip_reason(device: str, dtype: str, backend: str = "torch") -> str | None:
+    """Why a precision cannot be measured on a device (with a backend), or None."""
+    if backend == "onnxruntime":
+        return None if dtype in ORT_DTYPES else f"dtype '{dtype}' with onnxruntime; choose from {', '.join(ORT_DTYPES)}"
     if dtype not in DTYPES:
         return f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}"
     if dtype == "fp16" and not device.startswith("cuda"):
@@ -96,6 +104,7 @@ class Timing:
     model: str
     batch: int
     dtype: str
+    backend: str
     latency_ms_p50: float
     latency_ms_p95: float
     latency_ms_mean: float
@@ -157,43 +166,82 @@ def _input(model: str, cfg: NetConfig, batch: int, device: str, channels_last: b
     return x.contiguous(memory_format=torch.channels_last) if channels_last and model == OURS else x
 
 
+def _onnx_networks(net: torch.nn.Module, cfg: NetConfig, dtypes: list[str], device: str,
+                   faces: list | None) -> dict:
+    """ONNX Runtime sessions of ``net`` by precision: fp32 export, and int8 calibrated on the first
+    :data:`~mpcnet.deploy.CALIBRATION_FACES` of ``faces``."""
+    from mpcnet.deploy import CALIBRATION_FACES, OnnxUnavailable
+    from mpcnet.deploy.export import export_onnx, load_faces
+    from mpcnet.deploy.quantize import quantize_int8
+    from mpcnet.deploy.runtime import OrtNetwork
+
+    if "int8" in dtypes and not faces:
+        raise BenchError("--dtype int8 needs --faces: real aligned faces to calibrate the quantisation on")
+    try:
+        with torch.inference_mode(False):  # the exporter traces with autograd's bookkeeping
+            model = export_onnx(net, cfg.size, "benchmark")
+        out = {"fp32": OrtNetwork(model, device)}
+        if "int8" in dtypes:
+            out["int8"] = OrtNetwork(quantize_int8(model, load_faces(faces[:CALIBRATION_FACES], cfg.size)), device)
+    except OnnxUnavailable as exc:
+        raise BenchError(str(exc)) from exc
+    return out
+
+
 @torch.inference_mode()
 def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[int], dtypes: list[str],
                           device: str = "cpu", channels_last: bool = True, compile: bool = False,
-                          iters: int = 10, warmup: int = 2, memory: bool = True) -> dict:
-    """Timings of every model × batch size × dtype, interleaved, plus ratios ours/peer."""
+                          iters: int = 10, warmup: int = 2, memory: bool = True, backend: str = "torch",
+                          faces: list | None = None) -> dict:
+    """Timings of every model × batch size × dtype, interleaved, plus ratios ours/peer. With
+    ``backend='onnxruntime'`` ours runs in ONNX Runtime (``faces``: calibration images for int8)."""
     if iters < 1 or warmup < 0:
         raise BenchError("--iters must be ≥ 1 and --warmup ≥ 0")
+    if backend not in ("torch", "onnxruntime"):
+        raise BenchError(f"unknown --backend '{backend}'; choose from torch, onnxruntime")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("--device cuda asked for, but CUDA is not available on this machine")
     built = {m: build(m, cfg) for m in models}  # fail early (e.g. gfpgan missing) before timing anything
-    nets = {}
+    nets, onnx = {}, {}
     for m, net in built.items():
+        info = (sum(p.numel() for p in net.parameters()) / 1e6, gmac_per_image(m, cfg))
+        if m == OURS and backend == "onnxruntime":
+            onnx = _onnx_networks(net, cfg, [d for d in dtypes if skip_reason(device, d, backend) is None],
+                                  device, faces)
+            nets[m] = (None, *info)
+            continue
         net = place(m, net, device, channels_last)
-        nets[m] = (torch.compile(net) if compile else net,
-                   sum(p.numel() for p in net.parameters()) / 1e6, gmac_per_image(m, cfg))
-    timings, skipped = [], []
+        nets[m] = (torch.compile(net) if compile else net, *info)
+    timings, ratio_rows, skipped = [], [], []
     for dtype in dtypes:
-        reason = skip_reason(device, dtype)
+        reason = skip_reason(device, dtype, backend)
         if reason:
             skipped.append({"dtype": dtype, "reason": reason})
             continue
+        # ours in this setting; a peer in the same precision where PyTorch has it, else fp32
+        runs = {m: (onnx[dtype] if m == OURS and backend == "onnxruntime" else nets[m][0],
+                    dtype if m == OURS or dtype in DTYPES else "fp32",
+                    backend if m == OURS else "torch") for m in nets}
         for batch in batch_sizes:
-            xs = {m: _input(m, cfg, batch, device, channels_last) for m in nets}
-            timings += _time_interleaved(nets, xs, dtype, device, iters, warmup)
+            xs = {m: _input(m, cfg, batch, device, channels_last and runs[m][2] == "torch") for m in nets}
+            rows = _time_interleaved(nets, runs, xs, device, iters, warmup)
             if memory:
-                _attach_memory(timings[-len(nets):], cfg, batch, dtype, device, channels_last, nets, xs)
+                _attach_memory([r for r in rows if r.backend == "torch"], cfg, batch, device, channels_last,
+                               nets, xs)
+            timings += rows
+            ratio_rows += ratios(rows)
     return {
-        "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "backend": backend,
         "config": asdict(cfg), "channels_last": channels_last, "compile": compile, "iters": iters,
         "warmup": warmup, "memory_kind": _memory_kind(device) if memory else None,
-        "timings": [asdict(t) for t in timings], "ratios": ratios(timings), "skipped": skipped,
+        "timings": [asdict(t) for t in timings], "ratios": ratio_rows, "skipped": skipped,
     }
 
 
-def _time_interleaved(nets: dict, xs: dict, dtype: str, device: str, iters: int, warmup: int) -> list[Timing]:
+def _time_interleaved(nets: dict, runs: dict, xs: dict, device: str, iters: int, warmup: int) -> list[Timing]:
+    """``runs``: per network (callable, dtype, backend) of this group; warm-up, then alternating timed calls."""
     first = {}
-    for name, (net, *_) in nets.items():
+    for name, (net, dtype, _) in runs.items():
         for i in range(max(warmup, 1)):
             _sync(device)
             start = time.perf_counter()
@@ -202,21 +250,23 @@ def _time_interleaved(nets: dict, xs: dict, dtype: str, device: str, iters: int,
             _sync(device)
             if i == 0:
                 first[name] = (time.perf_counter() - start) * 1e3
-    samples = {name: [] for name in nets}
-    order = list(nets)
+    samples = {name: [] for name in runs}
+    order = list(runs)
     for i in range(iters):
         for name in (order if i % 2 == 0 else order[::-1]):
+            net, dtype, _ = runs[name]
             _sync(device)
             start = time.perf_counter()
             with torch.inference_mode(), _autocast(device, dtype):
-                _forward(nets[name][0], xs[name])
+                _forward(net, xs[name])
             _sync(device)
             samples[name].append((time.perf_counter() - start) * 1e3)
     out = []
     for name, ms in samples.items():
         ms_arr = np.array(ms)
         batch = xs[name].shape[0]
-        out.append(Timing(name, batch, dtype, float(np.percentile(ms_arr, 50)), float(np.percentile(ms_arr, 95)),
+        out.append(Timing(name, batch, runs[name][1], runs[name][2], float(np.percentile(ms_arr, 50)),
+                          float(np.percentile(ms_arr, 95)),
                           float(ms_arr.mean()), float(batch * 1e3 / ms_arr.mean()), first[name],
                           round(nets[name][1], 3), round(nets[name][2], 2), None, iters))
     return out
@@ -229,9 +279,10 @@ def _memory_kind(device: str) -> str:
             "in a fresh process per network")
 
 
-def _attach_memory(rows: list[Timing], cfg: NetConfig, batch: int, dtype: str, device: str,
+def _attach_memory(rows: list[Timing], cfg: NetConfig, batch: int, device: str,
                    channels_last: bool, nets: dict, xs: dict) -> None:
     for row in rows:
+        dtype = row.dtype
         if device.startswith("cuda"):
             _sync(device)
             base = torch.cuda.memory_allocated()
@@ -248,18 +299,17 @@ def _attach_memory(rows: list[Timing], cfg: NetConfig, batch: int, dtype: str, d
             row.peak_mem_mb = round(mb, 1)
 
 
-def ratios(timings: list[Timing], ours: str = "mpcnet") -> list[dict]:
-    """ours ÷ peer for p50 latency, throughput and peak memory, per batch size and dtype."""
+def ratios(group: list[Timing], ours: str = "mpcnet") -> list[dict]:
+    """ours ÷ peer for p50 latency, throughput and peak memory, within one interleaved group (one
+    batch size; ours in one backend and precision, the peer in the same or, lacking it, fp32)."""
+    mine = next((t for t in group if t.model == ours), None)
     out = []
-    index = {(t.model, t.batch, t.dtype): t for t in timings}
-    for t in timings:
-        if t.model == ours:
-            continue
-        mine = index.get((ours, t.batch, t.dtype))
-        if mine is None:
+    for t in group:
+        if mine is None or t.model == ours:
             continue
         out.append({
-            "ours": ours, "peer": t.model, "batch": t.batch, "dtype": t.dtype,
+            "ours": ours, "peer": t.model, "batch": t.batch, "dtype": mine.dtype, "backend": mine.backend,
+            "peer_dtype": t.dtype,
             "latency_p50": round(mine.latency_ms_p50 / t.latency_ms_p50, 3),
             "throughput": round(mine.throughput_img_s / t.throughput_img_s, 3),
             "peak_mem": (round(mine.peak_mem_mb / t.peak_mem_mb, 3)
@@ -277,19 +327,20 @@ def markdown(result: dict) -> str:
              f"narrow {cfg['narrow']}, channel multiplier {cfg['channel_multiplier']} (peer "
              f"{cfg['peer_channel_multiplier']}), channels_last {result['channels_last']} (ours; the peer runs NCHW), "
              f"compile {result['compile']}, {result['iters']} timed iterations after {result['warmup']} warm-up.", "",
-             "| network | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | GMAC/img | peak MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| network | backend | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | GMAC/img | "
+             "peak MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in result["timings"]:
         mem = "—" if t["peak_mem_mb"] is None else f"{t['peak_mem_mb']:.1f}"
-        lines.append(f"| {t['model']} | {t['batch']} | {t['dtype']} | {t['latency_ms_p50']:.1f} | "
+        lines.append(f"| {t['model']} | {t['backend']} | {t['batch']} | {t['dtype']} | {t['latency_ms_p50']:.1f} | "
                      f"{t['latency_ms_p95']:.1f} | {t['throughput_img_s']:.2f} | {t['first_call_ms']:.1f} | "
                      f"{t['params_m']:.2f} | {t['gmac']:.1f} | {mem} |")
     if result["ratios"]:
-        lines += ["", "| ours ÷ peer | batch | dtype | latency p50 | throughput | peak memory | params | GMAC |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| ours ÷ peer | batch | ours | peer | latency p50 | throughput | peak memory | params | GMAC |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in result["ratios"]:
             mem = "—" if r["peak_mem"] is None else f"{r['peak_mem']:.3f}"
-            lines.append(f"| {r['ours']} ÷ {r['peer']} | {r['batch']} | {r['dtype']} | {r['latency_p50']:.3f} | "
+            lines.append(f"| {r['ours']} ÷ {r['peer']} | {r['batch']} | {r['backend']} {r['dtype']} | "
+                         f"torch {r['peer_dtype']} | {r['latency_p50']:.3f} | "
                          f"{r['throughput']:.3f} | {mem} | {r['params']:.3f} | {r['gmac']:.3f} |")
     if result["memory_kind"]:
         lines += ["", f"Peak memory: {result['memory_kind']}."]

@@ -5,6 +5,7 @@ The names below are what the CLI needs to build its options; they live here, fre
 """
 
 DETECTORS = ("retinaface", "mtcnn", "yunet")
+BACKENDS = ("torch", "onnxruntime")  # what runs the face network
 BG_UPSAMPLER_NAMES = ("lanczos", "bicubic", "realesrgan", "none")
 VIDEO_CODECS = ("auto", "libx264", "libx265", "libvpx-vp9")  # auto: libx264, VP9 in .webm
 # The project's own small checkpoint (trained in issue 8), used when no --weights is given.

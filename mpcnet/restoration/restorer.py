@@ -1,5 +1,6 @@
-"""The face network at inference: aligned 512² crops in, restored crops out, in batches, under
-``torch.inference_mode`` with channels-last memory and optional bf16 autocast."""
+"""The face network at inference: aligned 512² crops in, restored crops out, in batches, run by
+PyTorch (``torch.inference_mode``, channels-last memory, optional bf16 autocast) or by ONNX Runtime
+(:class:`~mpcnet.deploy.runtime.OrtNetwork`)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -10,43 +11,76 @@ import torch
 from basicsr.utils import img2tensor
 
 from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint, load_error_detail
-from mpcnet.restoration import DEFAULT_WEIGHTS
+from mpcnet.restoration import BACKENDS, DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
 from mpcnet.weights import resolve_any
 
 
 def channels_last_convs(net: torch.nn.Module) -> torch.nn.Module:
-    """``net`` with every ``nn.Conv2d`` weight in channels-last (NHWC) memory, in place.
+    """``net`` with every convolution weight in channels-last (NHWC) memory, in place: ``nn.Conv2d``
+    and the StyleGAN prior's modulated convolutions (which modulate the activations, not the
+    weights, so one shared weight serves the batch). Measured once on the 2-core CPU at 512 px, the
+    whole network took 1.6 s per face instead of 2.1 s in NCHW (compare ``mpcnet benchmark net`` with
+    ``--no-channels-last``)."""
+    from mpcnet.archs.stylegan2_nonoise_arch import CleanModulatedConv2d
 
-    The StyleGAN prior's modulated weights are rebuilt per sample on every call and stay NCHW:
-    measured on CPU, its chain of bilinear up-sampling and grouped convolutions ran a third slower
-    with channels-last weights (the up-sampling copies), while the plain convolutions of the U-Net,
-    APFF blocks and parser run faster (compare ``mpcnet benchmark net`` with ``--no-channels-last``)."""
     for module in net.modules():
         if isinstance(module, torch.nn.Conv2d):
             module.to(memory_format=torch.channels_last)
+        elif isinstance(module, CleanModulatedConv2d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
     return net
+
+
+def network_input(crops: list[np.ndarray], size: int) -> torch.Tensor:
+    """float32 BGR [0, 1] crops of one size → the network's (B, 3, size, size) RGB batch in [-1, 1]
+    (area-resized when the crops are larger or smaller)."""
+    side = crops[0].shape[0]
+    inputs = [c if side == size else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
+    return torch.stack(img2tensor(inputs)) * 2 - 1
 
 
 class FaceRestorer:
     """Runs a restoration network mapping (B,3,S,S) RGB in [-1, 1] to the same, on 512² BGR crops
-    (resized to the network's size S; see :meth:`__call__` for the way back); ``channels_last=False``
-    for networks that need NCHW."""
+    (resized to the network's size S; see :meth:`__call__` for the way back): a PyTorch module
+    (``channels_last=False`` for networks that need NCHW), or an
+    :class:`~mpcnet.deploy.runtime.OrtNetwork` (backend ``onnxruntime``)."""
 
-    def __init__(self, net: torch.nn.Module, size: int = FACE_SIZE, device: str = "cpu",
-                 amp: bool = False, batch_size: int = 8, name: str = "network", channels_last: bool = True):
+    def __init__(self, net, size: int = FACE_SIZE, device: str = "cpu", amp: bool = False, batch_size: int = 8,
+                 name: str = "network", channels_last: bool = True):
         self.device = torch.device(device)
-        self.channels_last = channels_last
-        net = net.eval().to(self.device)
-        self.net = channels_last_convs(net) if channels_last else net
+        self.backend = "torch" if isinstance(net, torch.nn.Module) else "onnxruntime"
+        if amp and self.backend != "torch":
+            raise ValueError("--amp is PyTorch autocast; an ONNX model runs in the precision it was exported "
+                             "in (mpcnet export onnx --int8 for int8)")
+        self.channels_last = channels_last and self.backend == "torch"
+        if self.backend == "torch":
+            net = net.eval().to(self.device)
+            net = channels_last_convs(net) if self.channels_last else net
+        self.net = net
         self.size, self.amp, self.batch_size, self.name = size, amp, batch_size, name
 
     @classmethod
     def from_weights(cls, weights: str | None = None, device: str = "cpu", amp: bool = False,
-                     batch_size: int = 8) -> FaceRestorer:
+                     batch_size: int = 8, backend: str = "torch") -> FaceRestorer:
         """Build the network recorded in a checkpoint: ``weights`` is a path or registry name, None
-        the bundled default."""
-        path = resolve_any(DEFAULT_WEIGHTS if weights is None else weights)
+        the bundled default. Backend ``onnxruntime`` exports it to ONNX in memory first, or takes an
+        ``.onnx`` file written by ``mpcnet export onnx`` (fp32 or int8)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        if backend == "onnxruntime":
+            from mpcnet.deploy import require
+
+            require("onnx", "onnxscript", "onnxruntime")  # before any work
+        name = str(weights or DEFAULT_WEIGHTS)
+        path = resolve_any(name)
+        if path.suffix.lower() == ".onnx":
+            if backend != "onnxruntime":
+                raise ValueError(f"{path} is an ONNX model: run it with --backend onnxruntime")
+            from mpcnet.deploy.runtime import OrtNetwork
+
+            net = OrtNetwork(path, device)
+            return cls(net, net.size, device, amp, batch_size, name)
         ckpt = load_checkpoint(path)
         try:
             net = build_network(ckpt)
@@ -55,7 +89,12 @@ class FaceRestorer:
             raise CheckpointError(f"{path} does not fit the network it records ({first}); was it saved by "
                                   "another version of mpcnet?") from exc
         size = int(ckpt["arch"].get("out_size", FACE_SIZE))
-        return cls(net, size, device, amp, batch_size, name=str(weights or DEFAULT_WEIGHTS))
+        if backend == "onnxruntime":
+            from mpcnet.deploy.export import export_onnx
+            from mpcnet.deploy.runtime import OrtNetwork
+
+            net = OrtNetwork(export_onnx(net, size, name), device)
+        return cls(net, size, device, amp, batch_size, name)
 
     def _autocast(self):
         if not self.amp:
@@ -65,12 +104,15 @@ class FaceRestorer:
     @property
     def parses(self) -> bool:
         """The network has a parsing prior (MPCNet's ParseNet): each face's parsing comes with it."""
-        return getattr(self.net, "parsenet", None) is not None
+        return self.net.parses if self.backend == "onnxruntime" else getattr(self.net, "parsenet", None) is not None
 
     def run_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One forward pass on a (B,3,S,S) batch in [-1, 1]: float32 output in [-1, 1], and, when the
         network has a parsing prior, its class map (B,S,S) — the frozen prior is computed once and
         serves both the network and the paste mask."""
+        if self.backend == "onnxruntime":
+            image, labels = self.net(x)
+            return image.clamp(-1, 1), labels
         x = x.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         with torch.inference_mode():
             with self._autocast():
@@ -89,9 +131,7 @@ class FaceRestorer:
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start:start + self.batch_size]
             side = chunk[0].shape[0]
-            inputs = [c if side == self.size else cv2.resize(c, (self.size, self.size), interpolation=cv2.INTER_AREA)
-                      for c in chunk]
-            out, labels = self.run_tensor(torch.stack(img2tensor(inputs)) * 2 - 1)
+            out, labels = self.run_tensor(network_input(chunk, self.size))
             out = ((out + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
             labels = [None] * len(out) if labels is None else labels.to(torch.uint8).cpu().numpy()
             for crop, small, face, label in zip(chunk, inputs, out, labels):

@@ -131,8 +131,9 @@ class FaceRestorer:
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start:start + self.batch_size]
             side = chunk[0].shape[0]
-            out, labels = self.run_tensor(network_input(chunk, self.size))
-            out = ((out + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
+            x = network_input(chunk, self.size)
+            out, labels = self.run_tensor(x)
+            inputs, out = (((t + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1] for t in (x, out))
             labels = [None] * len(out) if labels is None else labels.to(torch.uint8).cpu().numpy()
             for crop, small, face, label in zip(chunk, inputs, out, labels):
                 face = np.ascontiguousarray(face)

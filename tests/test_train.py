@@ -99,6 +99,23 @@ def test_mpcnet_stage_lowers_reconstruction_loss_and_saves_contract_checkpoint(f
     assert {p.name for p in models.iterdir()} >= {"net_g_2.pth", "net_g_8.pth", "net_d_8.pth", "net_g_latest.pth"}
 
 
+def test_a_run_can_start_from_a_shipped_checkpoint(faces64, tmp_path):
+    """path.pretrain_network_g: a later sitting on a machine without training states continues from
+    the shipped weights (their batch L1 is where the first run ended, not where a fresh network starts)."""
+    first = run_stage(mpcnet_options(faces64, tmp_path / "exp", "first", total_iter=8, gan=False), tmp_path)
+    batch = fixed_batch(faces64)
+    trained = l1_of(build_network(load_checkpoint(first["latest"])), batch)
+    opt = mpcnet_options(faces64, tmp_path / "exp", "again", total_iter=1, gan=False)
+    opt["path"]["pretrain_network_g"] = first["latest"]
+    opt["train"]["optim_g"] = {**ADAM, "lr": 1e-12}  # one step that changes nothing measurable
+    again = l1_of(build_network(load_checkpoint(run_stage(opt, tmp_path)["latest"])), batch)
+    from mpcnet.archs.mpcnet_arch import MPCNet
+
+    torch.manual_seed(7)
+    fresh = l1_of(MPCNet(**{k: v for k, v in NET_G.items() if k != "type"}), batch)
+    assert abs(again - trained) < 1e-4 * trained and fresh > trained * 1.1, (trained, again, fresh)
+
+
 def test_resume_equals_uninterrupted_run(faces64, tmp_path):
     straight = run_stage(mpcnet_options(faces64, tmp_path / "a", "run", total_iter=6), tmp_path)
     first = mpcnet_options(faces64, tmp_path / "b", "run", total_iter=4)

@@ -17,18 +17,25 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
+from mpcnet.checkpoint import load_checkpoint, state_dict_of
 from mpcnet.models.training_base import MPCTrainingModel
+from mpcnet.weights import resolve_any
 
 
 @MODEL_REGISTRY.register()
 class MPCNetModel(MPCTrainingModel):
     """Options: ``network_g`` (MPCNet, priors via ``gan_prior_path``/``parse_prior_path``),
     ``network_d`` (MPCDiscriminator; omitted or ``gan_opt.loss_weight: 0`` trains without GAN),
-    ``train.{pixel_opt, gradient_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_init_iters}``."""
+    ``train.{pixel_opt, gradient_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_init_iters}``;
+    ``path.pretrain_network_g`` (a checkpoint path or registry name) starts the network from its weights,
+    e.g. a shipped model on a machine that has none of its training states (the optimisers start anew)."""
 
     def __init__(self, opt: dict):
         super().__init__(opt)
-        self.net_g = self.prepare(build_network(deepcopy(opt["network_g"])))
+        net_g = build_network(deepcopy(opt["network_g"]))
+        if opt["path"].get("pretrain_network_g"):  # BasicSR's key: start from a checkpoint's weights
+            net_g.load_state_dict(state_dict_of(load_checkpoint(resolve_any(opt["path"]["pretrain_network_g"]))))
+        self.net_g = self.prepare(net_g)
         self.saved_nets = {"net_g": "network_g"}
         self.net_d = None
         if self.is_train:

@@ -140,5 +140,6 @@ def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp
     for side in (data, peer):
         assert side["faces_per_s"] == pytest.approx(side["faces"] / side["seconds"], rel=1e-2)
         assert side["stage_seconds"]["network"] > 0 and side["stage_seconds"]["detect"] > 0
-        assert sum(side["stage_seconds"].values()) <= side["seconds"] * 1.01
+        stages = side["stage_seconds"]  # each rounded to 1 ms: the sum may gain 0.5 ms per stage
+        assert sum(stages.values()) <= side["seconds"] * 1.01 + 0.0005 * len(stages)
     assert data["ratios"]["faces_per_s"] == pytest.approx(data["faces_per_s"] / peer["faces_per_s"], rel=1e-2)

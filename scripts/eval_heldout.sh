@@ -8,7 +8,7 @@
 # real low-quality aligned faces of ../shared/data (codeformer-inputs/cropped_faces, gray_faces).
 set -euo pipefail
 POOL=${1:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}; OUT=${2:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}
-WEIGHTS=${3:-mpcnet-tiny}
+WEIGHTS=${3:-mpcnet-s256}
 SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 MPCNET=${MPCNET:-mpcnet}
 METRICS=psnr,ssim,grad_ratio,deg_dlib,lmd_dlib68

@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("heldout", type=Path)
     parser.add_argument("docs", type=Path)
-    parser.add_argument("--weights", default="mpcnet-tiny")
+    parser.add_argument("--weights", default="mpcnet-s256")
     parser.add_argument("--rows", type=int, default=6)
     args = parser.parse_args()
     args.docs.mkdir(parents=True, exist_ok=True)

@@ -184,4 +184,4 @@ def test_named_celeba_test_run_reports_identity_and_landmarks_beside_its_own_tab
     assert set(data["metrics"]) == {"psnr", "deg_dlib", "lmd_dlib68"} and data["published"]["same_data"]
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "## MPCNet paper, Table 3 (CelebA-Test, blind face restoration)\n" in report  # no "not the same data"
-    assert "| **this run (mpcnet, mpcnet-tiny)** | not computed | not computed |" in report
+    assert "| **this run (mpcnet, mpcnet-s256)** | not computed | not computed |" in report

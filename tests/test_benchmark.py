@@ -6,11 +6,9 @@ import shutil
 import sys
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from mpcnet.bench.network import BenchError, NetConfig, build, skip_reason
-from mpcnet.checkpoint import save_checkpoint
 from mpcnet_cli.main import app
 
 TINY = ["--size", "64", "--narrow", "0.125", "--channel-multiplier", "1", "--num-style-feat", "64",
@@ -81,16 +79,12 @@ def test_missing_gfpgan_fails_clearly(monkeypatch):
         build("gfpgan", NetConfig(size=64))
 
 
-def test_restore_benchmark_reports_stage_times_on_aligned_faces(aligned_faces, tmp_path):
-    torch.manual_seed(0)
-    net = build("mpcnet", NetConfig(64, 0.125, 1, 64, TINY_KW))
-    ckpt = tmp_path / "tiny.pth"
-    save_checkpoint({"params": net.state_dict(), "arch": dict(net.arch_config)}, ckpt)
+def test_restore_benchmark_reports_stage_times_on_aligned_faces(aligned_faces, tmp_path, tiny_weights):
     faces = tmp_path / "faces"
     faces.mkdir()
     for path in aligned_faces[:3]:
         shutil.copy(path, faces / path.name)
-    out = invoke("restore", faces, "--aligned", "--weights", ckpt, "--batch-size", "2", "--amp", "--json")
+    out = invoke("restore", faces, "--aligned", "--weights", tiny_weights, "--batch-size", "2", "--amp", "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["files"] == data["restored"] == data["faces"] == 3
@@ -122,18 +116,14 @@ def test_net_int8_needs_calibration_faces():
 
 
 @pytest.mark.slow
-def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp_path):
+def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp_path, tiny_weights):
     """Both whole-photo pipelines, interleaved, same detector model; GFPGANv1Clean narrowed for speed."""
     from mpcnet.bench.pipeline import run_restore_benchmark
 
-    torch.manual_seed(0)
-    net = build("mpcnet", NetConfig(64, 0.125, 1, 64, TINY_KW))
-    ckpt = tmp_path / "tiny.pth"
-    save_checkpoint({"params": net.state_dict(), "arch": dict(net.arch_config)}, ckpt)
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(whole_photos[0], photos)
-    data = run_restore_benchmark(photos, str(ckpt), against="gfpgan", rounds=2, peer_narrow=0.125)
+    data = run_restore_benchmark(photos, tiny_weights, against="gfpgan", rounds=2, peer_narrow=0.125)
     peer = data["peer"]
     assert data["detector"].startswith("retinaface") and data["rounds"] == 2
     assert data["faces"] >= 1 and peer["faces"] >= 1 and peer["files"] == data["files"] == 1

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mpcnet.evaluate import sample_grid
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 TILE = 256
@@ -35,10 +37,9 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
 
 
 def grid(rows: list[list[np.ndarray]], names: list[str]) -> np.ndarray:
-    """Rows of equal-size tiles; the first row's tiles carry the column names."""
-    tiles = [[cv2.resize(t, (TILE, TILE), interpolation=cv2.INTER_AREA) for t in row] for row in rows]
-    tiles[0] = [label(t, n) for t, n in zip(tiles[0], names)]
-    return np.vstack([np.hstack(row) for row in tiles])
+    """``mpcnet eval``'s sample grid, the first row's tiles carrying the column names."""
+    first = [label(cv2.resize(t, (TILE, TILE), interpolation=cv2.INTER_AREA), n) for t, n in zip(rows[0], names)]
+    return sample_grid([first, *rows[1:]], TILE)
 
 
 def read(path: Path) -> np.ndarray:

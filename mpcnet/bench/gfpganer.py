@@ -10,14 +10,13 @@ uses (the same registry file, the same settings); GFPGAN keeps its own threshold
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
 import cv2
 import torch
 
-from mpcnet.restoration.pipeline import STAGES
+from mpcnet.restoration.pipeline import StageTimer
 
 # the file names facexlib looks for, by its RetinaFace model name
 _FACEXLIB_DETECTOR_FILE = {"retinaface_resnet50": "detection_Resnet50_Final.pth",
@@ -60,7 +59,7 @@ class GFPGANerPipeline:
                                                   channel_multiplier=2, device=torch.device(device))
         helper_obj = self.gfpganer.face_helper
         helper_obj.face_det = detector.net  # the same detector model as restore's
-        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.timer = StageTimer()
         for obj, attr, stage in ((helper_obj, "get_face_landmarks_5", "detect"), (helper_obj, "align_warp_face", "align"),
                                  (helper_obj, "get_inverse_affine", "paste"),
                                  (helper_obj, "paste_faces_to_input_image", "paste"),
@@ -69,33 +68,25 @@ class GFPGANerPipeline:
 
     def _timed(self, fn, stage: str):
         def call(*args, **kwargs):
-            with self._stage(stage):
+            with self.timer(stage):
                 return fn(*args, **kwargs)
         return call
 
-    @contextmanager
-    def _stage(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - start
-
     def run(self, files: list[Path], out_dir: Path) -> dict:
         """Restore ``files`` into ``out_dir`` as GFPGAN's inference script does (cv2 read and write)."""
-        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.timer = StageTimer()
         faces = 0
         start = time.perf_counter()
         for i, path in enumerate(files):
-            with self._stage("read"):
+            with self.timer("read"):
                 img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
                 continue
             _, restored_faces, restored = self.gfpganer.enhance(img, paste_back=True)
             faces += len(restored_faces)
-            with self._stage("write"):
+            with self.timer("write"):
                 cv2.imwrite(str(out_dir / f"{i:04d}_{path.stem}.png"), restored)
         seconds = time.perf_counter() - start
         return {"files": len(files), "faces": faces, "seconds": round(seconds, 3),
                 "faces_per_s": round(faces / seconds, 3) if seconds else None,
-                "stage_seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+                "stage_seconds": {k: round(v, 3) for k, v in self.timer.seconds.items()}}

@@ -1,8 +1,9 @@
 """The published tables `mpcnet eval` prints beside a run, read from ``published_tables.yaml`` (package data).
 
-Each table carries its source (paper, table), its protocol and, per column, what the metric is, which
-direction is better and which of our metrics (if any) is computed the same way: only those get this
-run's value, so a dlib angle never lands in an ArcFace column.
+Each table carries its source (paper, table, where it was read), its protocol and, per column, what the
+metric is, which direction is better and which of our metrics (if any) is computed the same way: only
+those get this run's value, so a dlib angle never lands in an ArcFace column. A dataset may have several
+source tables (the MPCNet paper's and its peers'); each is shown in its own block.
 """
 from __future__ import annotations
 
@@ -32,45 +33,67 @@ class PublishedTable:
     protocol: str
     columns: tuple[Column, ...]
     rows: tuple[tuple[str, tuple[float, ...]], ...]
+    url: str | None = None  # where the numbers were read
 
     def to_json(self) -> dict:
-        return {"title": self.title, "source": self.source, "protocol": self.protocol,
+        return {"title": self.title, "source": self.source, "url": self.url, "protocol": self.protocol,
                 "columns": [c.__dict__ for c in self.columns],
                 "rows": [{"method": m, "values": dict(zip((c.name for c in self.columns), v))} for m, v in self.rows]}
 
 
-@functools.lru_cache(maxsize=1)
-def load_tables() -> dict[str, PublishedTable]:
-    tables = {}
-    for t in yaml.safe_load(TABLES_FILE.read_text())["tables"]:
+def read_tables(path: Path) -> dict[str, tuple[PublishedTable, ...]]:
+    """The tables of a YAML file, grouped by dataset key, each key's in file order."""
+    tables: dict[str, tuple[PublishedTable, ...]] = {}
+    for t in yaml.safe_load(path.read_text())["tables"]:
         columns = tuple(Column(**c) for c in t["columns"])
         rows = tuple((r["method"], tuple(r["values"])) for r in t["rows"])
         if any(len(v) != len(columns) for _, v in rows):
-            raise ValueError(f"{TABLES_FILE}: a row of '{t['key']}' does not have {len(columns)} values")
-        tables[t["key"]] = PublishedTable(t["key"], t["title"], t["source"], t["protocol"].strip(), columns, rows)
+            raise ValueError(f"{path}: a row of '{t['title']}' does not have {len(columns)} values")
+        table = PublishedTable(t["key"], t["title"], t["source"], t["protocol"].strip(), columns, rows, t.get("url"))
+        tables[t["key"]] = tables.get(t["key"], ()) + (table,)
     return tables
 
 
-def table_for(dataset: str | None, has_gt: bool) -> PublishedTable:
-    """The table of a named dataset, else CelebA-Test's for runs with GT and Real-Test's without."""
+@functools.lru_cache(maxsize=1)
+def load_tables() -> dict[str, tuple[PublishedTable, ...]]:
+    return read_tables(TABLES_FILE)
+
+
+def tables_for(dataset: str | None, has_gt: bool) -> tuple[PublishedTable, ...]:
+    """The tables of a named dataset, else CelebA-Test's for runs with GT and Real-Test's without."""
     tables = load_tables()
     return tables.get(dataset or "") or tables["celeba-test" if has_gt else "real-test"]
 
 
-def published_json(dataset: str | None, has_gt: bool) -> dict:
-    table = table_for(dataset, has_gt)
-    return {**table.to_json(), "same_data": table.key == dataset}
+def published_json(dataset: str | None, has_gt: bool) -> list[dict]:
+    return [{**t.to_json(), "same_data": t.key == dataset} for t in tables_for(dataset, has_gt)]
+
+
+def _decimals(value: float) -> int:
+    """Decimal places of a published number; a column prints with its longest (0.16 as 0.1600 beside 0.6877)."""
+    text = repr(float(value))
+    return len(text.split(".")[1].rstrip("0")) if "." in text and "e" not in text else 0
 
 
 def comparison_markdown(metrics: dict[str, float | None], dataset: str | None, has_gt: bool,
                         fmt: Callable[[float | None, str], str], run: str = "this run") -> list[str]:
-    """The published table with a last row for this run (labelled ``run``), in the columns computed the
-    same way as ours only."""
-    table = table_for(dataset, has_gt)
-    caveat = "" if table.key == dataset else " — for orientation only: not the same data"
-    lines = [f"## {table.title}{caveat}", "", f"*Source:* {table.source}.  ", f"*Protocol:* {table.protocol}", "",
-             "| method | " + " | ".join(f"{c.label} {'↑' if c.higher_is_better else '↓'}" for c in table.columns) + " |",
-             "|---|" + "---|" * len(table.columns)]
-    lines += [f"| {method} | " + " | ".join(f"{v:g}" for v in values) + " |" for method, values in table.rows]
-    ours = [fmt(metrics[c.ours], c.ours) if c.ours in metrics else "not computed" for c in table.columns]
-    return lines + [f"| **{run}** | " + " | ".join(ours) + " |", ""]
+    """One block per published table: its source, protocol and rows, then a row for this run (labelled
+    ``run``) holding our value only in the columns computed the same way as ours."""
+    lines = ["Published results follow, one block per source table, each under its own protocol. A **this run** "
+             "cell holds our value only where the column is computed as ours is, else *not comparable* "
+             "(dlib's deg_dlib and lmd_dlib68 never stand in for a paper's Deg or LMD).", ""]
+    for table in tables_for(dataset, has_gt):
+        caveat = "" if table.key == dataset else " — for orientation only: not the same data"
+        source = f"{table.source} ({table.url})" if table.url else table.source
+        lines += [f"## {table.title}{caveat}", "", f"*Source:* {source}.  ", f"*Protocol:* {table.protocol}", "",
+                  "| method | " + " | ".join(f"{c.label} {'↑' if c.higher_is_better else '↓'}"
+                                           for c in table.columns) + " |",
+                  "|---|" + "---|" * len(table.columns)]
+        decimals = [max(_decimals(values[i]) for _, values in table.rows)
+                    for i in range(len(table.columns))]
+        lines += [f"| {method} | " + " | ".join(f"{v:.{d}f}" for v, d in zip(values, decimals)) + " |"
+                  for method, values in table.rows]
+        ours = [("not comparable" if c.ours is None else
+                 fmt(metrics[c.ours], c.ours) if c.ours in metrics else "not computed") for c in table.columns]
+        lines += [f"| **{run}** | " + " | ".join(ours) + " |", ""]
+    return lines

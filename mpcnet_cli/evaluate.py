@@ -46,8 +46,9 @@ def evaluate(
     lmd_dlib68; the 'identity' extra); ArcFace's deg_arcface/cos_arcface, the papers' Deg/IDS, run when
     the 'arcface' file is pinned. The two are different networks: never compare one with the other.
     Metrics whose network weights are absent are skipped with the reason; the report puts the published
-    rows (the paper's Table 3 for CelebA-Test, Table 7 for Real-Test; source and protocol named) beside
-    this run's, in the columns computed the same way.
+    tables (for CelebA-Test the paper's Table 3, OSDFace's Table 1 and PMRF's table; Table 7 for
+    Real-Test), each in its own block with its source and protocol, beside this run's values, which
+    appear only in the columns computed the same way.
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report

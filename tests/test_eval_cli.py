@@ -165,8 +165,9 @@ def test_dlib_identity_and_landmarks_beside_arcface_under_its_own_name(folders, 
     assert list(data["notes"]) == ["turned"] and "fixed FFHQ box" in data["notes"]["turned"]
     assert "not comparable with ArcFace" in data["descriptions"]["deg_dlib"]
     published = data["published"]
-    assert "Table 3" in published["source"] and published["protocol"] and not published["same_data"]
-    assert {c["ours"] for c in published["columns"]}.isdisjoint({*DLIB, "deg_arcface", "cos_arcface"})
+    assert [t["title"].split(" paper")[0] for t in published] == ["MPCNet", "OSDFace", "PMRF"]
+    assert "Table 3" in published[0]["source"] and all(t["protocol"] and not t["same_data"] for t in published)
+    assert {c["ours"] for t in published for c in t["columns"]}.isdisjoint({*DLIB, "deg_arcface", "cos_arcface"})
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "Fallbacks (1 of 7 images)" in report and "turned: dlib's HOG detector found no face" in report
     assert "| DEG_DLIB |" in report and "| DEG_ARCFACE |" in report and "*Source:* Teng, Yu & Wu" in report
@@ -181,7 +182,9 @@ def test_named_celeba_test_run_reports_identity_and_landmarks_beside_its_own_tab
     assert out.returncode == 0, out.output
     data = json.loads(out.stdout)
     assert data["dataset"] == "celeba-test" and data["restore"]["method"] == "mpcnet" and data["images"] == 6
-    assert set(data["metrics"]) == {"psnr", "deg_dlib", "lmd_dlib68"} and data["published"]["same_data"]
+    assert set(data["metrics"]) == {"psnr", "deg_dlib", "lmd_dlib68"}
+    assert len(data["published"]) == 3 and all(t["same_data"] for t in data["published"])
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "## MPCNet paper, Table 3 (CelebA-Test, blind face restoration)\n" in report  # no "not the same data"
     assert "| **this run (mpcnet, mpcnet-s256)** | not computed | not computed |" in report
+    assert "## OSDFace paper, Table 1 (CelebA-Test)\n" in report and "## PMRF paper, CelebA-Test table" in report

@@ -123,3 +123,21 @@ def test_gradient_l1_loss_is_the_mean_edge_difference(hq_faces):
     # L1 ranks a colour offset worse than blur; the edge loss ranks blur worse: it sees lost detail
     assert F.l1_loss(face + 0.3, face) > F.l1_loss(blurred, face)
     assert loss(blurred, face).item() > 0.02 > loss(face + 0.3, face).item()
+
+
+def test_patch_frequency_loss_prefers_displaced_detail_to_blur(hq_faces):
+    from basicsr.utils.registry import LOSS_REGISTRY
+
+    loss = LOSS_REGISTRY.get("PatchFrequencyLoss")(loss_weight=1.0, patch=16)
+    # one 16×16 tile holding a constant 0.5: its orthonormal DFT has a single coefficient, 0.5·16 = 8,
+    # so against a black tile the amplitude L1 is 8 / (16·9 coefficients of the half spectrum)
+    grey = torch.full((1, 1, 16, 16), 0.5)
+    torch.testing.assert_close(loss(grey, torch.zeros_like(grey)), torch.tensor(8 / (16 * 9)))
+    whole = face_tensor(hq_faces[0], 130)
+    face, shifted = whole[..., :128, :128], whole[..., 1:129, 1:129]  # the same detail, one pixel off
+    assert loss(face, face).item() < 1e-5
+    blurred = torch.from_numpy(cv2.GaussianBlur(face[0].permute(1, 2, 0).numpy(), (9, 9), 3)).permute(2, 0, 1)[None]
+    # L1 on pixels prefers the blur (the average of plausible positions); the spectrum loss prefers
+    # the displaced but sharp face: that is what keeps an uncertain output from blurring
+    assert F.l1_loss(blurred, face) < F.l1_loss(shifted, face)
+    assert loss(shifted, face) < loss(blurred, face)

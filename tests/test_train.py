@@ -82,7 +82,10 @@ def l1_of(net: torch.nn.Module, batch: dict) -> float:
 
 def test_mpcnet_stage_lowers_reconstruction_loss_and_saves_contract_checkpoint(faces64, tmp_path):
     torch.manual_seed(7)
-    opt = mpcnet_options(faces64, tmp_path / "exp", "mpc", total_iter=8)
+    # with every loss the shipped stage-3 option file uses (L1, gradient, patch spectrum, hinge GAN)
+    opt = mpcnet_options(faces64, tmp_path / "exp", "mpc", total_iter=8,
+                         gradient_opt={"type": "GradientL1Loss", "loss_weight": 1.0},
+                         frequency_opt={"type": "PatchFrequencyLoss", "loss_weight": 1.0, "patch": 16})
     batch = fixed_batch(faces64)
     from basicsr.utils.registry import ARCH_REGISTRY
 

@@ -21,12 +21,16 @@ from mpcnet.checkpoint import load_checkpoint, state_dict_of
 from mpcnet.models.training_base import MPCTrainingModel
 from mpcnet.weights import resolve_any
 
+# option key → log name of each loss between output and GT: eq. 6's L1, then ours that need no
+# pretrained network (mpcnet/losses/gradient_loss.py, frequency_loss.py)
+DIRECT_LOSSES = {"pixel_opt": "l_pix", "gradient_opt": "l_grad", "frequency_opt": "l_freq"}
+
 
 @MODEL_REGISTRY.register()
 class MPCNetModel(MPCTrainingModel):
     """Options: ``network_g`` (MPCNet, priors via ``gan_prior_path``/``parse_prior_path``),
     ``network_d`` (MPCDiscriminator; omitted or ``gan_opt.loss_weight: 0`` trains without GAN),
-    ``train.{pixel_opt, gradient_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_init_iters}``;
+    ``train.{pixel_opt, gradient_opt, frequency_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_init_iters}``;
     ``path.pretrain_network_g`` (a checkpoint path or registry name) starts the network from its weights,
     e.g. a shipped model on a machine that has none of its training states (the optimisers start anew)."""
 
@@ -44,9 +48,9 @@ class MPCNetModel(MPCTrainingModel):
     def init_training_settings(self) -> None:
         train_opt = self.opt["train"]
         self.net_g.train()
-        self.cri_pix = build_loss(deepcopy(train_opt["pixel_opt"])).to(self.device)
-        self.cri_grad = build_loss(deepcopy(train_opt["gradient_opt"])).to(self.device) \
-            if train_opt.get("gradient_opt") else None
+        # the losses that compare output and GT directly (eq. 6 and our offline sharpening terms)
+        self.cri_direct = {name: build_loss(deepcopy(train_opt[key])).to(self.device)
+                           for key, name in DIRECT_LOSSES.items() if train_opt.get(key)}
         self.cri_perceptual = (build_loss(deepcopy(train_opt["perceptual_opt"])).to(self.device)
                                if train_opt.get("perceptual_opt") else None)
         gan_opt = train_opt.get("gan_opt")
@@ -72,10 +76,9 @@ class MPCNetModel(MPCTrainingModel):
             self.net_d.requires_grad_(False)
         with self.autocast():
             self.output = self.net_g(self.lq)
-            l_total = loss_dict["l_pix"] = self.cri_pix(self.output, self.gt)
-            if self.cri_grad is not None:
-                loss_dict["l_grad"] = self.cri_grad(self.output, self.gt)
-                l_total = l_total + loss_dict["l_grad"]
+            for name, cri in self.cri_direct.items():
+                loss_dict[name] = cri(self.output, self.gt)
+            l_total = sum(loss_dict.values())
             if self.cri_perceptual is not None:
                 l_percep, l_style = self.cri_perceptual(self.output, self.gt)
                 for key, value in (("l_percep", l_percep), ("l_style", l_style)):

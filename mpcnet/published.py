@@ -20,7 +20,7 @@ TABLES_FILE = Path(__file__).with_name("published_tables.yaml")
 class Column:
     name: str
     label: str
-    higher_is_better: bool
+    higher_is_better: bool | None = None  # None: not a score (Table 1's switches)
     ours: str | None = None  # our metric computed the same way, or None
 
 
@@ -68,9 +68,21 @@ def comparison_markdown(metrics: dict[str, float | None], dataset: str | None, h
     same way as ours only."""
     table = table_for(dataset, has_gt)
     caveat = "" if table.key == dataset else " — for orientation only: not the same data"
-    lines = [f"## {table.title}{caveat}", "", f"*Source:* {table.source}.  ", f"*Protocol:* {table.protocol}", "",
-             "| method | " + " | ".join(f"{c.label} {'↑' if c.higher_is_better else '↓'}" for c in table.columns) + " |",
-             "|---|" + "---|" * len(table.columns)]
-    lines += [f"| {method} | " + " | ".join(f"{v:g}" for v in values) + " |" for method, values in table.rows]
     ours = [fmt(metrics[c.ours], c.ours) if c.ours in metrics else "not computed" for c in table.columns]
-    return lines + [f"| **{run}** | " + " | ".join(ours) + " |", ""]
+    return table_lines(table, [(run, ours)], caveat)
+
+
+def table_lines(table: PublishedTable, ours: list[tuple[str, list[str]]], caveat: str = "") -> list[str]:
+    """A published table in Markdown (title, source, protocol, its rows) with our rows, in bold, below:
+    each ``(label, one formatted cell per column)``. Booleans print as ✓/×."""
+    def arrow(c: Column) -> str:
+        return "" if c.higher_is_better is None else " ↑" if c.higher_is_better else " ↓"
+
+    def cell(v) -> str:
+        return ("✓" if v else "×") if isinstance(v, bool) else f"{v:g}"
+
+    lines = [f"## {table.title}{caveat}", "", f"*Source:* {table.source}.  ", f"*Protocol:* {table.protocol}", "",
+             "| method | " + " | ".join(f"{c.label}{arrow(c)}" for c in table.columns) + " |",
+             "|---|" + "---|" * len(table.columns)]
+    lines += [f"| {method} | " + " | ".join(map(cell, values)) + " |" for method, values in table.rows]
+    return lines + [f"| **{label}** | " + " | ".join(cells) + " |" for label, cells in ours] + [""]

@@ -1,0 +1,212 @@
+"""The paper's tables as commands (``mpcnet eval --table N``): find or build the test sets a table needs,
+restore and score them, and write one report in the paper's layout with its published rows beside ours.
+
+* Table 3: CelebA-Test; Table 7: a set of real low-quality faces (no ground truth).
+* Tables 4–6: the HQ faces degraded by each variant of the table (one ``mpcnet degrade`` preset per
+  column, ``table4-x4`` …), built where missing as ``scripts/make_table_variants.sh`` builds them.
+* Tables 1–2: the ablation checkpoints under an experiments folder (``mpcnet train`` of ``options/ablation``);
+  each is named by its effective switches (Table 1) and scored on CelebA-Test (Table 2).
+
+Every table gets an ``Input`` row scored on the LQ images themselves, as the paper's tables have one.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mpcnet.evaluate import EvalError, EvalResult, format_value, restore_folder, score
+from mpcnet.metrics import DESCRIPTIONS, METRICS
+from mpcnet.published import PublishedTable, load_tables, table_lines
+from mpcnet.utils.files import write_bytes_atomic
+
+TABLES = (1, 2, 3, 4, 5, 6, 7)
+VARIANT_TABLES = (4, 5, 6)
+INPUT_ROW = "Input (this run's LQ)"
+VARIANT_SEED = 2021  # scripts/make_table_variants.sh and prepare_celeba_test.sh use the same default
+
+
+def published(table: int) -> PublishedTable:
+    """The paper's table that ``--table N`` reports against (Tables 1 and 2 share one run)."""
+    return load_tables()[{1: "table2", 3: "celeba-test", 7: "real-test"}.get(table, f"table{table}")]
+
+
+def report_stem(table: int) -> str:
+    return "table1-2" if table in (1, 2) else f"table{table}"
+
+
+def variants(table: int) -> list[str]:
+    """The degradation presets of Table 4, 5 or 6, one per published column."""
+    return [c.name for c in published(table).columns]
+
+
+def build_variants(table: int, hq: Path, variants_dir: Path, size: int = 512, seed: int = VARIANT_SEED,
+                   workers: int = 1, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Each variant's LQ folder ``variants_dir/<preset>``: kept when its manifest exists, else degraded
+    from ``hq`` with the preset (finishing an interrupted folder)."""
+    from mpcnet.degrade import build_ranges, plan, prepare_output, run
+
+    folders = {}
+    for name in variants(table):
+        folder = variants_dir / name
+        if not (folder / "manifest.csv").is_file():
+            if progress:
+                progress(f"degrading {hq} with {name}")
+            prepare_output(hq, folder, overwrite=False, skip_existing=True)
+            summary = run(plan(hq)[1], folder, build_ranges(name), seed, size, workers, skip_existing=True)
+            if summary.failed:
+                first = summary.failed[0]
+                raise EvalError(f"{name}: {len(summary.failed)} image(s) of {hq} could not be degraded "
+                                f"(first: {first['input']}: {first['error']})")
+        folders[name] = folder
+    return folders
+
+
+def effective_switches(arch: dict) -> tuple[bool, bool, bool, bool]:
+    """Table 1's (GAN prior, AdaIN, parsing map prior, SFT) of an MPCNet configuration: AdaIN acts on F_GAN
+    and SFT on F_parse, so each is off without its prior."""
+    gan, parse = bool(arch.get("use_gan_prior", True)), bool(arch.get("use_parse_prior", True))
+    return gan, gan and bool(arch.get("use_adain", True)), parse, parse and bool(arch.get("use_sft", True))
+
+
+def ablation_checkpoints(experiments: Path) -> dict[str, tuple[Path, tuple[bool, ...]]]:
+    """``'<Table 1 variant> (this run)'`` (in Table 1's row order) → (checkpoint, switches) for every
+    ``experiments/*/models/net_g_latest.pth`` of an MPCNet run, named by its effective switches."""
+    from mpcnet.checkpoint import CheckpointError, load_checkpoint
+
+    rows = load_tables()["table1"].rows
+    by_switches = {tuple(values): method for method, values in rows}
+    found: dict[str, tuple[Path, tuple[bool, ...]]] = {}
+    for ckpt in sorted(experiments.glob("*/models/net_g_latest.pth")):
+        if "_archived_" in ckpt.parents[1].name:  # an earlier run of the same name, renamed by BasicSR
+            continue
+        try:
+            arch = load_checkpoint(ckpt).get("arch") or {}
+        except CheckpointError as exc:
+            raise EvalError(str(exc)) from exc
+        if arch.get("type") != "MPCNet":
+            continue
+        switches = effective_switches(arch)
+        method = by_switches.get(switches)
+        if method is None:
+            raise EvalError(f"{ckpt} is no Table 1 variant (GAN prior, AdaIN, parsing prior, SFT = {switches})")
+        if method in found:
+            raise EvalError(f"{found[method][0]} and {ckpt} are both '{method}': keep one run per variant")
+        found[method] = (ckpt, switches)
+    if not found:
+        raise EvalError(f"no MPCNet checkpoint */models/net_g_latest.pth under {experiments} (train the "
+                        "option files of options/ablation first, e.g. scripts/reproduce_ablation.sh)")
+    return {f"{m.removesuffix(' (paper)')} (this run)": found[m] for m, _ in rows if m in found}
+
+
+@dataclass
+class TableRun:
+    table: int
+    sets: dict[str, tuple[Path, Path | None]]  # column set name → (LQ folder, GT folder or None)
+    results: dict[str, dict[str, EvalResult]] = field(default_factory=dict)  # row → set → result
+    switches: dict[str, tuple[bool, ...]] = field(default_factory=dict)  # ablation row → Table 1 switches
+
+    def cell(self, row: str, column) -> float | None:
+        """Our value under a published column: the column's own set (Tables 4–6), else the only set."""
+        results = self.results[row]
+        result = results.get(column.name) or next(iter(results.values()))
+        return result.metrics.get(column.ours)
+
+    def to_json(self) -> dict:
+        def num(v):
+            return "inf" if isinstance(v, float) and v == float("inf") else v
+        return {
+            "table": self.table, "published": published(self.table).to_json(),
+            "sets": {s: {"lq": str(lq), "gt": gt and str(gt)} for s, (lq, gt) in self.sets.items()},
+            "rows": {row: {s: {"images": len(r.per_image), "metrics": {k: num(v) for k, v in r.metrics.items()},
+                               "skipped": r.skipped, "unpaired": r.unpaired,
+                               "restore": r.restore and {k: r.restore[k] for k in ("weights", "method", "restored")}}
+                           for s, r in by_set.items()} for row, by_set in self.results.items()},
+            "switches": {row: dict(zip(("gan_prior", "adain", "parse_prior", "sft"), sw))
+                         for row, sw in self.switches.items()},
+        }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def run_table(table: int, sets: dict[str, tuple[Path, Path | None]], models: dict[str | None, str | None],
+              out_dir: Path, metrics: tuple[str, ...], *, device: str = "cpu", method: str = "mpcnet",
+              fid_ref: Path | None = None, overwrite: bool = False,
+              progress: Callable[[str], None] | None = None) -> TableRun:
+    """Score the LQ of every set (the Input row), then restore and score it with each model. ``models`` maps a
+    row name to weights; the row name None becomes ``this run (method, weights)``. Restorations are kept
+    in ``out_dir/restored/<row>/<set>/restored_imgs``."""
+    run = TableRun(table, sets)
+    say = progress or (lambda _msg: None)
+
+    def scored(restored: Path, lq: Path, gt: Path | None, what: str) -> EvalResult:
+        say(f"scoring {what}")
+        return score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=metrics, device=device,
+                     progress=lambda key: say(f"scoring {what}: {key}"))
+
+    run.results[INPUT_ROW] = {s: scored(lq, lq, gt, f"{s} input") for s, (lq, gt) in sets.items()}
+    for row, weights in models.items():
+        by_set = {}
+        for s, (lq, gt) in sets.items():
+            say(f"restoring {s} with {row or method}")
+            folder = out_dir / "restored" / _slug(row or "this-run") / s
+            restored, summary = restore_folder(lq, weights, folder, device, overwrite=overwrite, method=method)
+            by_set[s] = scored(restored, lq, gt, f"{s} ({row or method})")
+            by_set[s].restore = summary
+        name = row or f"this run ({method}, {summary['weights']})"
+        run.results[name] = by_set
+    return run
+
+
+def markdown(run: TableRun) -> str:
+    """The report: what was scored, the paper's table with our rows, every metric of ours per row and set."""
+    table = published(run.table)
+    lines = [f"# mpcnet eval --table {run.table} — {table.title}", ""]
+    lines += [f"* {s}: `{lq}`" + (f" against `{gt}`" if gt else " (no ground truth)")
+              + f", {len(run.results[INPUT_ROW][s].per_image)} images" for s, (lq, gt) in run.sets.items()]
+    lines += [f"* {row}: restored with `{r.restore['weights']}` ({r.restore['method']})"
+              for row, by_set in run.results.items() for r in list(by_set.values())[:1] if r.restore]
+    lines.append("")
+    if run.switches:
+        switches = load_tables()["table1"]
+        lines += table_lines(switches, [(row, ["✓" if v else "×" for v in sw])
+                                        for row, sw in run.switches.items()])
+    ours = [(row, [format_value(run.cell(row, c), c.ours) if run.cell(row, c) is not None else "not computed"
+                   for c in table.columns]) for row in run.results]
+    lines += table_lines(table, ours)
+    computed = [m for m in METRICS if any(m in r.metrics for by_set in run.results.values() for r in by_set.values())]
+    lines += ["## This run, every metric", "", "| row | set | " + " | ".join(m.upper() for m in computed) + " |",
+              "|---|---|" + "---|" * len(computed)]
+    for row, by_set in run.results.items():
+        for s, r in by_set.items():
+            lines.append(f"| {row} | {s} | " + " | ".join(format_value(r.metrics.get(m), m) for m in computed) + " |")
+    lines.append("")
+    lines += [f"* {m.upper()}: {DESCRIPTIONS[m]}" for m in computed]
+    skipped = {m: reason for by_set in run.results.values() for r in by_set.values() for m, reason in r.skipped.items()}
+    lines += [f"* {m.upper()} skipped: {reason}" for m, reason in skipped.items()]
+    protocols = {r.fid_protocol for by_set in run.results.values() for r in by_set.values() if r.fid_protocol}
+    lines += [f"* FID protocol: {p}" for p in sorted(protocols)] + [""]
+    return "\n".join(lines)
+
+
+def report_paths(table: int, out_dir: Path, overwrite: bool = False) -> list[Path]:
+    """``tableN.md`` and ``tableN.json`` (``table1-2.*`` for the ablation) in ``out_dir``; refused, before
+    any work, where they exist and ``overwrite`` is not given."""
+    targets = [out_dir / f"{report_stem(table)}.{ext}" for ext in ("md", "json")]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise EvalError(f"{existing[0]} exists; give --overwrite to replace the report")
+    return targets
+
+
+def write_table_report(run: TableRun, out_dir: Path, overwrite: bool = False) -> list[Path]:
+    """Write the report files of :func:`report_paths`."""
+    targets = report_paths(run.table, out_dir, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(targets[0], markdown(run).encode())
+    write_bytes_atomic(targets[1], json.dumps(run.to_json(), indent=2).encode())
+    return targets

@@ -27,8 +27,8 @@ run() {  # run NAME ARGS...: one variant into OUT_DIR/NAME
     echo "$name" >&2
 }
 
-for preset in $("$mpcnet" degrade --preset list | awk -v t="${tables// /}" '$1 ~ "^table[" t "]-" {print $1}'); do
-    run "$preset" --preset "$preset"
+for t in $tables; do  # every variant of Table t (mpcnet degrade --preset list), one subfolder each
+    "$mpcnet" degrade "$src" -o "$out" --preset "table$t" --size "$size" --seed "$seed" --workers "$workers"
 done
 if [[ " $tables " == *" 4 "* ]]; then
     run table4-x6.5 --scale 6.5

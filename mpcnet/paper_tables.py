@@ -122,7 +122,8 @@ class TableRun:
             "sets": {s: {"lq": str(lq), "gt": gt and str(gt)} for s, (lq, gt) in self.sets.items()},
             "rows": {row: {s: {"images": len(r.per_image), "metrics": {k: num(v) for k, v in r.metrics.items()},
                                "skipped": r.skipped, "unpaired": r.unpaired,
-                               "restore": r.restore and {k: r.restore[k] for k in ("weights", "method", "restored")}}
+                               "restore": r.restore and {k: r.restore[k]
+                                                         for k in ("weights", "method", "restored", "seconds")}}
                            for s, r in by_set.items()} for row, by_set in self.results.items()},
             "switches": {row: dict(zip(("gan_prior", "adain", "parse_prior", "sft"), sw))
                          for row, sw in self.switches.items()},

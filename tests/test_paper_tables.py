@@ -25,14 +25,15 @@ from mpcnet_cli.main import app
 MPCNET = str(Path(sys.executable).with_name("mpcnet"))
 SIZE = 64
 # the paper's Table 1, read off its text (mpcnet-paper.md): GAN prior, AdaIN, parsing map prior, SFT
-TABLE1 = {"w/o GAN prior": "××✓✓", "w/o Parsing map prior": "✓✓××", "w/o AdaIN": "✓×✓✓", "w/o SFT": "✓✓✓×",
-          "MPCNet": "✓✓✓✓"}
+TABLE1 = {"w/o GAN prior": "××✓✓", "w/o Parsing map prior": "✓✓××", "w/o AdaIN": "✓×✓✓",
+          "w/o SFT": "✓✓✓×", "MPCNet": "✓✓✓✓"}
 
 
 def script(name, *args, **env):
     """A script of scripts/ as a subprocess, with the venv's mpcnet; fails the test with its stderr."""
+    env = {**os.environ, "MPCNET": MPCNET, **{k: str(v) for k, v in env.items()}}
     proc = subprocess.run(["bash", str(REPO / "scripts" / name), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=REPO, env={**os.environ, "MPCNET": MPCNET, **{k: str(v) for k, v in env.items()}})
+                          timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -136,7 +137,8 @@ def test_table_variants_script_then_eval_table_in_the_papers_layout(root, tiny_w
     own = build_variants(6, hq, tmp_path / "own", size=0)
     for v in variants(6):
         pngs = sorted((built / v).glob("*.png"))
-        assert len(pngs) == 4 and all(np.array_equal(cv2.imread(str(p)), cv2.imread(str(own[v] / p.name))) for p in pngs)
+        assert len(pngs) == 4
+        assert all(np.array_equal(cv2.imread(str(p)), cv2.imread(str(own[v] / p.name))) for p in pngs)
 
 
 def test_tables_3_and_7_with_the_papers_rows_and_an_input_row(root, tiny_weights, tmp_path):

@@ -214,3 +214,17 @@ def test_every_shell_script_is_run_here():
     source = Path(__file__).read_text()
     for sh in sorted((REPO / "scripts").glob("*.sh")):
         assert sh.name == "setup.sh" or f'"{sh.name}"' in source, f"{sh.name} is run by no test"
+
+
+def test_train_tiny_and_set_are_checked_before_any_stage(tmp_path):
+    """`--set` needs KEY=VALUE; overrides are checked like the file (key named); --tiny alone still needs a
+    training folder that exists (the 512 files point at FFHQ's lmdb)."""
+    opt = str(REPO / "options" / "train_mpcnet_512.yml")
+    cases = [(("--set", "train.total_iter"), "expected KEY=VALUE"),
+             (("--set", "train.total_iter=0"), "train.total_iter must be an integer ≥ 1, not 0"),
+             (("--tiny",), "datasets.train.dataroot_gt 'datasets/ffhq/ffhq_512.lmdb' does not exist"),
+             (("--set", "train.optim_g.lr.x=1"), "--set train.optim_g.lr.x: 'lr' is not a mapping")]
+    for args, message in cases:
+        out = CliRunner().invoke(app, ["train", "-opt", opt, *args, "--set", f"path.experiments_root={tmp_path}"])
+        assert out.exit_code == 2 and message in out.output, (args, out.output)
+    assert not any(tmp_path.iterdir())

@@ -32,16 +32,16 @@ def evaluate(
     fid_ref: Optional[Path] = typer.Option(None, "--fid-ref", help="Reference folder for FID [default: the "
                                            "GT folder]; the paper used 3,000 CelebA-HQ images."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated subset of "
-                                          f"{', '.join(METRICS)} [default: all; with --table, the table's own]."),
+                                          f"{', '.join(METRICS)} (default: all; with --table, the table's own)."),
     table: Optional[int] = typer.Option(None, "--table", help="Reproduce the paper's Table N (1–7) into "
                                         "-o OUT/tableN.md|json, its published rows beside ours and an Input row: "
                                         "3 CelebA-Test, 7 a real set (--lq or real-test), 4|5|6 the HQ faces "
                                         "degraded per column (built where missing), 1|2 the ablation runs."),
-    hq: Optional[Path] = typer.Option(None, "--hq", help="Tables 4–6: HQ faces to degrade [default: --gt, else "
-                                      "celeba-test's gt under the data root]."),
+    hq: Optional[Path] = typer.Option(None, "--hq", help="Tables 4–6: HQ faces to degrade (default: --gt, else "
+                                      "celeba-test's gt under the data root)."),
     variants: Optional[Path] = typer.Option(None, "--variants", help="Tables 4–6: folder of the degraded sets, "
                                             "one subfolder per preset (scripts/make_table_variants.sh) "
-                                            "[default: OUT/variants]; missing ones are built there."),
+                                            "(default: OUT/variants); missing ones are built there."),
     experiments: Path = typer.Option(Path("experiments"), "--experiments", help="Tables 1–2: folder of the "
                                      "ablation runs (EXP/*/models/net_g_latest.pth), each named by its switches."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the networks (restore, LPIPS, FID, "

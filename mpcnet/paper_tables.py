@@ -115,19 +115,98 @@ class TableRun:
         return result.metrics.get(column.ours)
 
     def to_json(self) -> dict:
-        def num(v):
-            return "inf" if isinstance(v, float) and v == float("inf") else v
+        def cell(r: EvalResult) -> dict:
+            whole = r.to_json()  # "inf" for an infinite PSNR, as eval's metrics.json
+            return {**{k: whole[k] for k in ("images", "metrics", "skipped", "unpaired")},
+                    "restore": r.restore and {k: r.restore[k] for k in ("weights", "method", "restored", "seconds")}}
+        switch_names = [c.name for c in load_tables()["table1"].columns]
         return {
             "table": self.table, "published": published(self.table).to_json(),
             "sets": {s: {"lq": str(lq), "gt": gt and str(gt)} for s, (lq, gt) in self.sets.items()},
-            "rows": {row: {s: {"images": len(r.per_image), "metrics": {k: num(v) for k, v in r.metrics.items()},
-                               "skipped": r.skipped, "unpaired": r.unpaired,
-                               "restore": r.restore and {k: r.restore[k]
-                                                         for k in ("weights", "method", "restored", "seconds")}}
-                           for s, r in by_set.items()} for row, by_set in self.results.items()},
-            "switches": {row: dict(zip(("gan_prior", "adain", "parse_prior", "sft"), sw))
-                         for row, sw in self.switches.items()},
+            "rows": {row: {s: cell(r) for s, r in by_set.items()} for row, by_set in self.results.items()},
+            "switches": {row: dict(zip(switch_names, sw)) for row, sw in self.switches.items()},
         }
+
+
+@dataclass
+class TablePlan:
+    """What ``eval --table N`` will read and run, checked before any work."""
+    table: int
+    sets: dict[str, tuple[Path, Path | None]]  # Tables 1–3, 7; Tables 4–6 fill theirs from ``variants``
+    models: dict[str | None, str | None]  # row → weights (None row: "this run")
+    metrics: tuple[str, ...]
+    hq: Path | None = None
+    variants: Path | None = None
+    switches: dict[str, tuple[bool, ...]] = field(default_factory=dict)
+
+
+def plan_table(table: int, *, dataset: str | None = None, data_root: Path | None = None, lq: Path | None = None,
+               gt: Path | None = None, hq: Path | None = None, variants: Path | None = None,
+               experiments: Path = Path("experiments"), restored: Path | None = None, method: str = "mpcnet",
+               weights: str | None = None, fid_ref: Path | None = None, metrics: tuple[str, ...] | None = None,
+               output: Path | None = None, overwrite: bool = False) -> TablePlan:
+    """Check a ``--table N`` request and resolve its folders (:class:`EvalError` says what is wrong): Tables
+    1–3 read CelebA-Test (``--lq/--gt`` or the named dataset), Table 7 a real set without GT, Tables 4–6
+    the HQ faces (``--hq``, ``--gt`` or CelebA-Test's GT) and their variants folder (default OUT/variants)."""
+    from mpcnet.evaluate import resolve_dataset
+    from mpcnet.utils.files import check_output_location
+
+    if table not in TABLES:
+        raise EvalError(f"--table {table}: the paper's tables are {', '.join(map(str, TABLES))}")
+    if output is None:
+        raise EvalError("--table writes a report: give -o OUT")
+    if restored is not None:
+        raise EvalError("--table restores its inputs itself: --restored does not go with it")
+    if table == 7 and (gt or hq):
+        raise EvalError("Table 7 is scored without ground truth: drop --gt/--hq")
+    if table in (1, 2) and (weights or method != "mpcnet"):
+        raise EvalError(f"Table {table} restores with the ablation runs under --experiments: drop --weights/--method")
+    if table not in VARIANT_TABLES and (hq or variants):
+        raise EvalError("--hq and --variants go with --table 4|5|6")
+    if dataset and (lq or gt or hq):
+        raise EvalError("give either --dataset or folders (--lq/--gt/--hq), not both")
+    if table in VARIANT_TABLES:
+        hq = hq or gt or resolve_dataset(dataset or "celeba-test", data_root)[1]
+        folders = [("--hq", hq)]
+    else:
+        if not (lq or gt):
+            lq, gt = resolve_dataset(dataset or ("real-test" if table == 7 else "celeba-test"), data_root)
+        if lq is None or (gt is None and table != 7):
+            raise EvalError(f"Table {table} needs --lq and --gt (or --dataset celeba-test)")
+        folders = [("--lq", lq), ("--gt", gt)]
+    for name, folder in folders + [("--variants", variants), ("--fid-ref", fid_ref)]:
+        if folder is not None and not folder.is_dir():
+            raise EvalError(f"{name} {folder} is not a folder")
+    check_output_location(hq or lq, output)
+    sets = {} if table in VARIANT_TABLES else {"Real-Test" if table == 7 else "CelebA-Test": (lq, gt)}
+    plan = TablePlan(table, sets, {None: weights},
+                     metrics or tuple(dict.fromkeys(c.ours for c in published(table).columns)), hq)
+    if table in VARIANT_TABLES:
+        plan.variants = variants or output / "variants"
+        check_output_location(hq, plan.variants)
+    if table in (1, 2):
+        if not experiments.is_dir():
+            raise EvalError(f"--experiments {experiments} is not a folder (train the ablation first: "
+                            "scripts/reproduce_ablation.sh)")
+        found = ablation_checkpoints(experiments)
+        plan.models = {row: str(ckpt) for row, (ckpt, _) in found.items()}
+        plan.switches = {row: switches for row, (_, switches) in found.items()}
+    report_paths(table, output, overwrite)
+    return plan
+
+
+def run_plan(plan: TablePlan, output: Path, *, device: str = "cpu", method: str = "mpcnet",
+             fid_ref: Path | None = None, overwrite: bool = False,
+             progress: Callable[[str], None] | None = None) -> TableRun:
+    """Build the missing variants (Tables 4–6; at the HQ faces' own size), then :func:`run_table`."""
+    sets = plan.sets
+    if plan.variants is not None:
+        sets = {name: (folder, plan.hq) for name, folder in
+                build_variants(plan.table, plan.hq, plan.variants, size=0, progress=progress).items()}
+    run = run_table(plan.table, sets, plan.models, output, plan.metrics, device=device, method=method,
+                    fid_ref=fid_ref, overwrite=overwrite, progress=progress)
+    run.switches = plan.switches
+    return run
 
 
 def _slug(text: str) -> str:

@@ -141,59 +141,18 @@ def _print_table(result) -> None:
 
 def _paper_table(table, dataset, data_root, lq, gt, hq, variants, experiments, restored, method, weights, fid_ref,
                  chosen, device, output, overwrite, as_json) -> None:
-    """`eval --table N`: every check before any work or folder, then build, restore, score, report."""
-    from mpcnet.evaluate import EvalError, resolve_dataset
-    from mpcnet.paper_tables import (TABLES, VARIANT_TABLES, ablation_checkpoints, build_variants, published,
-                                     report_paths, run_table, write_table_report)
+    """`eval --table N`: every check before any work or folder (:func:`plan_table`), then build, restore,
+    score and report."""
+    from mpcnet.evaluate import EvalError
+    from mpcnet.paper_tables import plan_table, run_plan, write_table_report
 
-    if table not in TABLES:
-        fail(f"--table {table}: the paper's tables are {', '.join(map(str, TABLES))}")
-    if output is None:
-        fail("--table writes a report: give -o OUT")
-    if restored is not None:
-        fail("--table restores its inputs itself: --restored does not go with it")
-    if table == 7 and (gt or hq):
-        fail("Table 7 is scored without ground truth: drop --gt/--hq")
-    if table in (1, 2) and (weights or method != "mpcnet"):
-        fail(f"Table {table} restores with the ablation runs under --experiments: drop --weights/--method")
-    sets, models = {}, {None: weights}
     try:
-        if dataset and (lq or gt or hq):
-            fail("give either --dataset or folders (--lq/--gt/--hq), not both")
-        if table in VARIANT_TABLES:
-            hq = hq or gt or resolve_dataset(dataset or "celeba-test", data_root)[1]
-            folders = [("--hq", hq)]
-        else:
-            if not (lq or gt):
-                lq, gt = resolve_dataset(dataset or ("real-test" if table == 7 else "celeba-test"), data_root)
-            if lq is None or (gt is None and table != 7):
-                fail(f"Table {table} needs --lq and --gt (or --dataset celeba-test)")
-            folders = [("--lq", lq), ("--gt", gt)]
-        for name, folder in folders + [("--variants", variants), ("--fid-ref", fid_ref)]:
-            if folder is not None and not folder.is_dir():
-                fail(f"{name} {folder} is not a folder")
-        check_output_location(hq or lq, output)
-        if table in VARIANT_TABLES:
-            variants = variants or output / "variants"
-            check_output_location(hq, variants)
-        if table in (1, 2):
-            if not experiments.is_dir():
-                fail(f"--experiments {experiments} is not a folder (train the ablation first: "
-                     "scripts/reproduce_ablation.sh)")
-            found = ablation_checkpoints(experiments)
-            models = {row: str(ckpt) for row, (ckpt, _) in found.items()}
-        report_paths(table, output, overwrite)
-        metrics = chosen or tuple(dict.fromkeys(c.ours for c in published(table).columns))
+        plan = plan_table(table, dataset=dataset, data_root=data_root, lq=lq, gt=gt, hq=hq, variants=variants,
+                          experiments=experiments, restored=restored, method=method, weights=weights,
+                          fid_ref=fid_ref, metrics=chosen, output=output, overwrite=overwrite)
         with console.status(f"Table {table}…") as status:
-            if table in VARIANT_TABLES:
-                sets = {name: (folder, hq) for name, folder in
-                        build_variants(table, hq, variants, size=0, progress=status.update).items()}
-            else:
-                sets = {"Real-Test" if table == 7 else "CelebA-Test": (lq, gt)}
-            run = run_table(table, sets, models, output, metrics, device=device, method=method, fid_ref=fid_ref,
-                            overwrite=overwrite, progress=status.update)
-        if table in (1, 2):
-            run.switches = {row: sw for row, (_, sw) in found.items()}
+            run = run_plan(plan, output, device=device, method=method, fid_ref=fid_ref, overwrite=overwrite,
+                           progress=status.update)
         written = write_table_report(run, output, overwrite)
     except (EvalError, ImageReadError, UnsafeOutputError, OSError) as exc:
         fail(str(exc).splitlines()[0])

@@ -173,7 +173,8 @@ def test_table_requests_are_refused_before_any_work(root, tmp_path):
              (("--table", "2", "--data-root", root, "--experiments", tmp_path / "none", "-o", tmp_path / "c"),
               "is not a folder (train the ablation first"),
              (("--table", "5", "--hq", tmp_path / "nothing", "-o", tmp_path / "d"), "--hq"),
-             (("--hq", root, "-o", tmp_path / "e"), "--hq and --variants go with --table")]
+             (("--hq", root, "-o", tmp_path / "e"), "--hq and --variants go with --table"),
+             (("--table", "3", "--hq", root, "-o", tmp_path / "f"), "--hq and --variants go with --table 4|5|6")]
     for args, message in cases:
         out = run(*args)
         assert out.returncode == 2 and message in out.output, (args, out.output)

@@ -29,9 +29,9 @@ def train(
 
     Multi-GPU: torchrun --nproc_per_node N -m mpcnet_cli.main train -opt FILE --launcher pytorch
     """
-    from mpcnet.checkpoint import CheckpointError
     import yaml
 
+    from mpcnet.checkpoint import CheckpointError
     from mpcnet.train import TINY_BUDGET, TrainError, check_dataset_paths, read_options, train_pipeline
     from mpcnet.weights import WeightsError
 

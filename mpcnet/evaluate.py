@@ -1,10 +1,14 @@
 """Evaluation driver for section 4.2: pair restored and ground-truth files, score them, write the report.
 
-Named datasets live under a data root (``--data-root`` or ``$MPCNET_DATA``)::
+Named datasets live under a data root (``--data-root`` or ``$MPCNET_DATA``), as
+``scripts/prepare_celeba_test.sh CELEBA_HQ ROOT`` writes them::
 
     <root>/celeba-test/lq/*.png   degraded inputs (eq. 1), 512×512 aligned faces
     <root>/celeba-test/gt/*.png   their ground truth, same relative names
     <root>/real-test/lq/*.png     real low-quality faces, no ground truth
+
+The names other tools use are accepted too (:data:`ALIASES`): e.g. GFPGAN's and CodeFormer's
+``celeba/celeba_512_validation{,_lq}``, ``hq``/``reference`` for the GT, ``input`` for the LQ.
 
 Files are paired by relative path without extension (``a/001.png`` ↔ ``a/001.jpg``); unpaired files
 and pairs of different sizes are listed, not scored. In JSON an infinite PSNR (identical images) is
@@ -32,6 +36,10 @@ from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_i
                                 write_bytes_atomic, write_image)
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
+# Other names for the same folders, tried in order after the canonical one.
+ALIASES = {"celeba-test": ("CelebA-Test", "celeba_test", "celeba"), "real-test": ("Real-Test", "real_test"),
+           "lq": ("LQ", "input", "inputs", "celeba_512_validation_lq"),
+           "gt": ("GT", "hq", "HQ", "reference", "celeba_512_validation")}
 PAIRED = ("psnr", "ssim", "grad_ratio", *PAIRED_NETWORK_METRICS)
 
 
@@ -47,12 +55,22 @@ def resolve_dataset(name: str, data_root: str | os.PathLike | None) -> tuple[Pat
     if not root:
         raise EvalError(f"no data root for '{name}': give --data-root or set MPCNET_DATA")
     lq_name, gt_name = DATASETS[name]
-    lq, gt = Path(root) / name / lq_name, (Path(root) / name / gt_name if gt_name else None)
-    layout = f"{Path(root) / name}/{{{lq_name}{',' + gt_name if gt_name else ''}}}/ with matching file names"
-    for folder in (lq, gt):
-        if folder is not None and not folder.is_dir():
-            raise EvalError(f"{folder} is missing; '{name}' is expected as {layout}")
-    return lq, gt
+    base = _first_dir(Path(root), name)
+    layout = (f"{Path(root) / name}/{{{lq_name}{',' + gt_name if gt_name else ''}}}/ with matching file names "
+              f"(scripts/prepare_celeba_test.sh writes it)")
+    folders = []
+    for sub in (lq_name, gt_name):
+        folder = sub and _first_dir(base, sub)
+        if sub and not folder.is_dir():
+            tried = ", ".join((sub, *ALIASES[sub]))
+            raise EvalError(f"{base / sub} is missing (also tried {tried} in {base}); '{name}' is expected as {layout}")
+        folders.append(folder or None)
+    return folders[0], folders[1]
+
+
+def _first_dir(parent: Path, name: str) -> Path:
+    """``parent/name``, or the first of its :data:`ALIASES` that is a folder (``parent/name`` if none is)."""
+    return next((parent / n for n in (name, *ALIASES.get(name, ())) if (parent / n).is_dir()), parent / name)
 
 
 def load_bgr8(path: Path) -> np.ndarray:

@@ -21,7 +21,7 @@ TABLES_FILE = Path(__file__).with_name("published_tables.yaml")
 class Column:
     name: str
     label: str
-    higher_is_better: bool
+    higher_is_better: bool | None = None  # None: not a score (Table 1's switches)
     ours: str | None = None  # our metric computed the same way, or None
 
 
@@ -77,23 +77,41 @@ def _decimals(value: float) -> int:
 
 def comparison_markdown(metrics: dict[str, float | None], dataset: str | None, has_gt: bool,
                         fmt: Callable[[float | None, str], str], run: str = "this run") -> list[str]:
-    """One block per published table: its source, protocol and rows, then a row for this run (labelled
-    ``run``) holding our value only in the columns computed the same way as ours."""
+    """One block per published table (:func:`table_lines`), each with a row for this run (labelled ``run``)
+    holding our value only in the columns computed the same way as ours."""
     lines = ["Published results follow, one block per source table, each under its own protocol. A **this run** "
              "cell holds our value only where the column is computed as ours is, else *not comparable* "
              "(dlib's deg_dlib and lmd_dlib68 never stand in for a paper's Deg or LMD).", ""]
     for table in tables_for(dataset, has_gt):
         caveat = "" if table.key == dataset else " — for orientation only: not the same data"
-        source = f"{table.source} ({table.url})" if table.url else table.source
-        lines += [f"## {table.title}{caveat}", "", f"*Source:* {source}.  ", f"*Protocol:* {table.protocol}", "",
-                  "| method | " + " | ".join(f"{c.label} {'↑' if c.higher_is_better else '↓'}"
-                                           for c in table.columns) + " |",
-                  "|---|" + "---|" * len(table.columns)]
-        decimals = [max(_decimals(values[i]) for _, values in table.rows)
-                    for i in range(len(table.columns))]
-        lines += [f"| {method} | " + " | ".join(f"{v:.{d}f}" for v, d in zip(values, decimals)) + " |"
-                  for method, values in table.rows]
         ours = [("not comparable" if c.ours is None else
                  fmt(metrics[c.ours], c.ours) if c.ours in metrics else "not computed") for c in table.columns]
-        lines += [f"| **{run}** | " + " | ".join(ours) + " |", ""]
+        lines += table_lines(table, [(run, ours)], caveat)
     return lines
+
+
+def paper_table(key: str) -> PublishedTable:
+    """The MPCNet paper's own table under ``key`` (listed first; peers' tables may follow it)."""
+    return load_tables()[key][0]
+
+
+def table_lines(table: PublishedTable, ours: list[tuple[str, list[str]]], caveat: str = "") -> list[str]:
+    """A published table in Markdown (title, source, protocol, its rows; a column's numbers print with
+    its longest published decimals, booleans as ✓/×) with our rows, in bold, below: each
+    ``(label, one formatted cell per column)``."""
+    def arrow(c: Column) -> str:
+        return "" if c.higher_is_better is None else " ↑" if c.higher_is_better else " ↓"
+
+    numbers = [[v for _, values in table.rows if not isinstance(v := values[i], bool)]
+               for i in range(len(table.columns))]
+    decimals = [max(map(_decimals, column), default=0) for column in numbers]
+
+    def cell(v, d: int) -> str:
+        return ("✓" if v else "×") if isinstance(v, bool) else f"{v:.{d}f}"
+
+    source = f"{table.source} ({table.url})" if table.url else table.source
+    lines = [f"## {table.title}{caveat}", "", f"*Source:* {source}.  ", f"*Protocol:* {table.protocol}", "",
+             "| method | " + " | ".join(f"{c.label}{arrow(c)}" for c in table.columns) + " |",
+             "|---|" + "---|" * len(table.columns)]
+    lines += [f"| {method} | " + " | ".join(map(cell, values, decimals)) + " |" for method, values in table.rows]
+    return lines + [f"| **{label}** | " + " | ".join(cells) + " |" for label, cells in ours] + [""]

@@ -37,8 +37,41 @@ class TrainError(Exception):
     """A training run that cannot start; the message says why."""
 
 
-def read_options(opt_path: str | Path) -> dict:
-    """A BasicSR option file, parsed and checked (:func:`check_options`), nothing filled in."""
+# `mpcnet train --tiny`: any MPCNet option file at a CPU-minutes budget (64 px, narrow channels, L1 only,
+# priors trained from scratch with the rest, no validation), so a sequence of stages (the Table 1
+# ablations) can itself be run and tested; `--set` still overrides any of it. None removes a key.
+TINY_BUDGET = {
+    "network_g.out_size": 64, "network_g.num_style_feat": 64, "network_g.narrow": 0.125, "network_g.num_mlp": 2,
+    "network_g.num_rcab": 1, "network_g.parse_base_ch": 16, "network_g.parse_res_depth": 1,
+    "network_g.parse_max_ch": 32, "network_g.freeze_gan": False, "network_g.freeze_parse": False,
+    "network_g.gan_prior_path": None, "network_g.parse_prior_path": None, "network_d": None,
+    "datasets.train.io_backend": {"type": "disk"}, "datasets.train.gt_size": 64,
+    "datasets.train.batch_size_per_gpu": 2, "datasets.train.num_worker_per_gpu": 0,
+    "datasets.val": None, "val": None, "train.total_iter": 20, "train.amp": None, "train.gan_opt": None,
+    "train.perceptual_opt": None, "channels_last": False, "cpu_threads": 1,
+    "logger.save_checkpoint_freq": 1000000, "logger.use_tb_logger": False,
+}
+
+
+def apply_overrides(opt: dict, overrides: dict) -> dict:
+    """Set dotted keys (``datasets.train.dataroot_gt``) of an option mapping; a None value removes the key."""
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = opt
+        for key in parents:
+            if not isinstance(node.get(key, {}), dict):
+                raise TrainError(f"--set {dotted}: '{key}' is not a mapping in the option file")
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return opt
+
+
+def read_options(opt_path: str | Path, overrides: dict | None = None) -> dict:
+    """A BasicSR option file, parsed, with ``overrides`` applied (:func:`apply_overrides`) and checked
+    (:func:`check_options`), nothing filled in."""
     opt_path = Path(opt_path)
     if not opt_path.is_file():
         raise TrainError(f"option file {opt_path} does not exist")
@@ -46,13 +79,15 @@ def read_options(opt_path: str | Path) -> dict:
         opt = load_yaml(opt_path, "option file")
     except ValueError as exc:
         raise TrainError(str(exc)) from None
+    if overrides and isinstance(opt, dict):
+        apply_overrides(opt, overrides)
     check_options(opt, opt_path)
     return opt
 
 
-def load_options(opt_path: str | Path, launcher: str = "none") -> dict:
-    """Read a BasicSR option file and fill in the distributed and path settings."""
-    opt = read_options(opt_path)
+def load_options(opt_path: str | Path, launcher: str = "none", overrides: dict | None = None) -> dict:
+    """Read a BasicSR option file (with ``overrides``) and fill in the distributed and path settings."""
+    opt = read_options(opt_path, overrides)
     if launcher == "none":
         opt["dist"] = False
     elif launcher == "pytorch":
@@ -174,9 +209,11 @@ def val_loaders_for(opt: dict) -> list[DataLoader]:
             for phase, d in opt["datasets"].items() if phase.startswith("val")]
 
 
-def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "none") -> dict:
-    """Train one stage as its option file says; returns a summary (iterations, it/s, last metrics)."""
-    opt = load_options(opt_path, launcher)
+def train_pipeline(opt_path: str | Path, resume: bool = False, launcher: str = "none",
+                   overrides: dict | None = None) -> dict:
+    """Train one stage as its option file (with ``overrides``) says; returns a summary (iterations, it/s,
+    last metrics)."""
+    opt = load_options(opt_path, launcher, overrides)
     check_dataset_paths(opt, opt_path)
     rank = opt["rank"]
     if opt.get("cpu_threads"):  # on a busy shared CPU one thread per process is often much faster

@@ -23,7 +23,8 @@ def degrade(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (same relative paths as the input)."),
     preset: str = typer.Option("celeba-test", help="Degradation preset: celeba-test (Table 3, random), clean, "
                                "table4-x4…x8, table5-gauss-3|6|9|12, table5-motion-0|45|90|135, "
-                               "table6-noise0|5|10|15|20|25; 'list' prints them."),
+                               "table6-noise0|5|10|15|20|25; 'list' prints them. table4|table5|table6: every "
+                               "variant of that table, one subfolder of -o each (those with a manifest are kept)."),
     ranges_file: Optional[Path] = typer.Option(None, "--ranges", help="YAML/JSON file of degradation ranges "
                                                "(keys of PAPER_RANGES) instead of a preset."),
     seed: int = typer.Option(0, help="Run seed; each image's seed is derived from it and its relative path."),
@@ -61,6 +62,9 @@ def degrade(
         fail("--format must be png or jpg, --manifest csv or jsonl")
     if size < 0:
         fail("--size must be ≥ 0")
+    if preset in ("table4", "table5", "table6"):
+        _table_variants(int(preset[-1]), Path(inputs), out, size, seed, workers, as_json)
+        return
     try:
         ranges = build_ranges(preset, ranges_file, scale, noise, jpeg, kernel)
         rows = read_manifest(from_manifest) if from_manifest else None
@@ -94,3 +98,22 @@ def degrade(
         raise typer.Exit(INTERRUPTED)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _table_variants(table: int, hq: Path, out: Path, size: int, seed: int, workers: int, as_json: bool) -> None:
+    """`--preset tableN`: the test sets of Table N as `mpcnet eval --table N` builds them."""
+    from mpcnet.evaluate import EvalError
+    from mpcnet.paper_tables import build_variants
+    from mpcnet.utils.files import UnsafeOutputError, check_output_location
+
+    if not hq.is_dir():
+        fail(f"--preset table{table} degrades a folder of HQ faces; {hq} is not one")
+    try:
+        check_output_location(hq, out)
+        with console.status(f"table{table}") as status:
+            folders = build_variants(table, hq, out, size, seed, workers, progress=status.update)
+    except (EvalError, UnsafeOutputError, OSError) as e:
+        fail(str(e))
+    if as_json:
+        emit_json({name: str(folder) for name, folder in folders.items()})
+    console.print(f"Table {table}: {len(folders)} sets in {out} ({', '.join(folders)})")

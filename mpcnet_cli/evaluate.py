@@ -31,8 +31,19 @@ def evaluate(
                                           "restore --lq [default: restore's default, or the peer's]."),
     fid_ref: Optional[Path] = typer.Option(None, "--fid-ref", help="Reference folder for FID [default: the "
                                            "GT folder]; the paper used 3,000 CelebA-HQ images."),
-    metrics: str = typer.Option(",".join(METRICS), "--metrics", help="Comma-separated subset of "
-                                f"{', '.join(METRICS)}."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated subset of "
+                                          f"{', '.join(METRICS)} (default: all; with --table, the table's own)."),
+    table: Optional[int] = typer.Option(None, "--table", help="Reproduce the paper's Table N (1–7) into "
+                                        "-o OUT/tableN.md|json, its published rows beside ours and an Input row: "
+                                        "3 CelebA-Test, 7 a real set (--lq or real-test), 4|5|6 the HQ faces "
+                                        "degraded per column (built where missing), 1|2 the ablation runs."),
+    hq: Optional[Path] = typer.Option(None, "--hq", help="Tables 4–6: HQ faces to degrade (default: --gt, else "
+                                      "celeba-test's gt under the data root)."),
+    variants: Optional[Path] = typer.Option(None, "--variants", help="Tables 4–6: folder of the degraded sets, "
+                                            "one subfolder per preset (scripts/make_table_variants.sh) "
+                                            "(default: OUT/variants); missing ones are built there."),
+    experiments: Path = typer.Option(Path("experiments"), "--experiments", help="Tables 1–2: folder of the "
+                                     "ablation runs (EXP/*/models/net_g_latest.pth), each named by its switches."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the networks (restore, LPIPS, FID, "
                                "ArcFace; dlib always runs on the CPU)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write report.md, metrics.json and "
@@ -53,12 +64,18 @@ def evaluate(
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report
 
-    chosen = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
+    chosen = tuple(m.strip().lower() for m in (metrics or ",".join(METRICS)).split(",") if m.strip())
     unknown = [m for m in chosen if m not in METRICS]
     if unknown:
         fail(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
     if method not in METHODS:
         fail(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    if table is not None:
+        _paper_table(table, dataset, data_root, lq, gt, hq, variants, experiments, restored, method, weights,
+                     fid_ref, chosen if metrics else None, device, output, overwrite, as_json)
+        return
+    if hq or variants:
+        fail("--hq and --variants go with --table 4|5|6")
     if method != "mpcnet" and restored is not None:
         fail("--method restores --lq; with --restored there is nothing to restore")
     try:
@@ -121,3 +138,46 @@ def _print_table(result) -> None:
                       + "; ".join(f"{k}: {v}" for k, v in list(result.notes.items())[:5]))
     for kind, keys in result.unpaired.items():
         console.print(f"[yellow]not scored ({kind}):[/] {', '.join(keys[:10])}{' …' if len(keys) > 10 else ''}")
+
+
+def _paper_table(table, dataset, data_root, lq, gt, hq, variants, experiments, restored, method, weights, fid_ref,
+                 chosen, device, output, overwrite, as_json) -> None:
+    """`eval --table N`: every check before any work or folder (:func:`plan_table`), then build, restore,
+    score and report."""
+    from mpcnet.evaluate import EvalError
+    from mpcnet.paper_tables import plan_table, run_plan, write_table_report
+
+    try:
+        plan = plan_table(table, dataset=dataset, data_root=data_root, lq=lq, gt=gt, hq=hq, variants=variants,
+                          experiments=experiments, restored=restored, method=method, weights=weights,
+                          fid_ref=fid_ref, metrics=chosen, output=output, overwrite=overwrite)
+        with console.status(f"Table {table}…") as status:
+            run = run_plan(plan, output, device=device, method=method, fid_ref=fid_ref, overwrite=overwrite,
+                           progress=status.update)
+        written = write_table_report(run, output, overwrite)
+    except (EvalError, ImageReadError, UnsafeOutputError, OSError) as exc:
+        fail(str(exc).splitlines()[0])
+    _print_paper_table(run)
+    for path in written:
+        console.print(f"wrote {path}")
+    if as_json:
+        emit_json({**run.to_json(), "report": [str(p) for p in written]})
+    if any(r.restore and r.restore["failures"] for by_set in run.results.values() for r in by_set.values()):
+        raise typer.Exit(1)  # scored, but some inputs could not be restored
+
+
+def _print_paper_table(run) -> None:
+    from mpcnet.evaluate import format_value
+    from mpcnet.paper_tables import published
+
+    paper = published(run.table)
+    table = Table(title=paper.title)
+    table.add_column("method")
+    for column in paper.columns:
+        table.add_column(column.label, justify="right")
+    for method, values in paper.rows:
+        table.add_row(method, *(f"{v:g}" for v in values))
+    for row in run.results:
+        table.add_row(f"[bold]{row}[/]", *(format_value(run.cell(row, c), c.ours) for c in paper.columns))
+    console.print(table)
+    console.print(f"Protocol: {paper.protocol}")

@@ -17,21 +17,38 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last training state."),
     launcher: str = typer.Option("none", "--launcher",
                                  help="none, or pytorch under torchrun for multi-GPU / multi-process DDP."),
+    tiny: bool = typer.Option(False, "--tiny", help="A CPU-minutes budget for any MPCNet option file: 64 px, "
+                              "narrow channels, 20 iterations, L1 only, priors trained from scratch, no validation "
+                              "(mpcnet.train.TINY_BUDGET); the training faces are read from a folder."),
+    sets: List[str] = typer.Option([], "--set", help="KEY=VALUE: override an option (dotted key, YAML value; "
+                                   "'~' removes it) in every -opt, e.g. --set train.total_iter=100 "
+                                   "--set datasets.train.dataroot_gt=faces --set path.experiments_root=runs."),
 ) -> None:
     """Train a stage (ParseNet, StyleGAN2 prior, MPCNet) from a BasicSR option file, or several
     stages in order (each -opt runs to its end before the next starts).
 
     Multi-GPU: torchrun --nproc_per_node N -m mpcnet_cli.main train -opt FILE --launcher pytorch
     """
+    import yaml
+
     from mpcnet.checkpoint import CheckpointError
-    from mpcnet.train import TrainError, check_dataset_paths, read_options, train_pipeline
+    from mpcnet.train import TINY_BUDGET, TrainError, check_dataset_paths, read_options, train_pipeline
     from mpcnet.weights import WeightsError
 
+    overrides = dict(TINY_BUDGET) if tiny else {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set {item!r}: expected KEY=VALUE, e.g. train.total_iter=100")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            fail(f"--set {item!r}: the value is not valid YAML")
     try:
         for opt in opts:  # every stage's file is checked before the first stage starts
-            check_dataset_paths(read_options(opt), opt)
+            check_dataset_paths(read_options(opt, overrides), opt)
         with contextlib.redirect_stdout(sys.stderr):  # BasicSR prints; stdout is for the JSON summary
-            summaries = [train_pipeline(opt, resume=resume, launcher=launcher) for opt in opts]
+            summaries = [train_pipeline(opt, resume=resume, launcher=launcher, overrides=overrides) for opt in opts]
     except (TrainError, WeightsError, CheckpointError) as exc:
         fail(str(exc))
     if _is_rank0():

@@ -12,6 +12,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from mpcnet.data.degradations import PAPER_RANGES, degrade
+from mpcnet.utils.files import IMAGE_EXTS
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -27,7 +28,8 @@ def gt_paths(opt: dict) -> list[str]:
     if opt.get("meta_info_file"):
         with open(opt["meta_info_file"]) as fin:
             return [osp.join(root, line.strip()) for line in fin if line.strip()]
-    return sorted(paths_from_folder(root))
+    # only images: a folder written by `mpcnet degrade` (scripts/resize_ffhq.sh) also holds its manifest.csv
+    return sorted(p for p in paths_from_folder(root) if p.lower().endswith(IMAGE_EXTS))
 
 
 def read_resized(file_client: FileClient, path: str, size: int) -> np.ndarray:

@@ -186,10 +186,10 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
 
     scorers, skipped = build_scorers(wanted, device)
     result.skipped.update(skipped)
-    ref = fid_ref if fid_ref is not None else gt
+    fid_set = fid_ref if fid_ref is not None else gt
     if "fid" in wanted:
         try:
-            if ref is None:
+            if fid_set is None:
                 raise MetricUnavailable("no reference set: give --fid-ref DIR (the paper used 3,000 CelebA-HQ images)")
             fid_extractor = fid_extractor or inception_extractor(device)
         except MetricUnavailable as exc:
@@ -248,7 +248,7 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
         result.metrics[m] = float(np.mean(values)) if values else None
     if "fid" in wanted:
         features = {k: f for part in parts for k, f in part[3].items()}
-        _fid(result, np.stack([features[k] for k in result.per_image]), ref, fid_ref is None, fid_extractor)
+        _fid(result, np.stack([features[k] for k in result.per_image]), fid_set, fid_ref is None, fid_extractor)
     result.metrics = {m: result.metrics[m] for m in METRICS if m in result.metrics}
     return result
 

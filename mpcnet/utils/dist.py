@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -43,8 +42,7 @@ class Launch:
         """Rank 0: the process that prints and writes the merged summary."""
         return self.rank == 0
 
-    def shard(self, items: Sequence[Path], weight: Callable[[Path], float],
-              key: Callable[[Path], object] = lambda item: item) -> list[Path]:
+    def shard(self, items: Sequence, weight: Callable[[object], float], key: Callable = lambda item: item) -> list:
         """This rank's share of ``items``, in their order. Items are weighed (pixel count) in
         parallel, then assigned greedily (heaviest first, to the least loaded rank; ties by index),
         so the split is the same on every rank. Items with the same ``key`` (e.g. the same output
@@ -56,17 +54,8 @@ class Launch:
         if len({listing for listing, _ in parts}) > 1:
             raise DistError("the processes list different inputs (is the input folder the same path on every node?)")
         weights = {i: w for _, part in parts for i, w in part.items()}
-        groups: dict[object, list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(key(item), []).append(i)
-        load = [0.0] * self.world_size
-        mine = []
-        for group in sorted(groups.values(), key=lambda g: (-sum(weights[i] for i in g), g[0])):
-            rank = min(range(self.world_size), key=lambda r: (load[r], r))
-            load[rank] += sum(weights[i] for i in group)
-            if rank == self.rank:
-                mine += group
-        return [items[i] for i in sorted(mine)]
+        ranks = split([weights[i] for i in range(len(items))], [key(item) for item in items], self.world_size)
+        return [item for item, rank in zip(items, ranks) if rank == self.rank]
 
     def all_gather(self, obj) -> list:
         """``obj`` of every rank, in rank order, on every rank."""
@@ -87,6 +76,21 @@ class Launch:
     def barrier(self) -> None:
         if self.world_size > 1:
             _collective(torch.distributed.barrier)
+
+
+def split(weights: Sequence[float], keys: Sequence, world_size: int) -> list[int]:
+    """The rank of each item: items with the same key form a group; groups, heaviest first (ties:
+    the earlier), each go to the least loaded rank so far (ties: the lower rank). Deterministic."""
+    groups: dict[object, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    load, ranks = [0.0] * world_size, [0] * len(weights)
+    for group in sorted(groups.values(), key=lambda g: (-sum(weights[i] for i in g), g[0])):
+        rank = min(range(world_size), key=lambda r: (load[r], r))
+        load[rank] += sum(weights[i] for i in group)
+        for i in group:
+            ranks[i] = rank
+    return ranks
 
 
 def _collective(fn, *args) -> None:

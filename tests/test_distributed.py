@@ -54,14 +54,14 @@ def photos(tmp_path_factory) -> Path:
     return src
 
 
-RESTORE = ("--detector", "yunet", "--batch-size", "2", "--fixed-batch", "--json")
+RESTORE = ("--detector", "yunet", "--batch-size", "2", "--json")  # --fixed-batch: on under the launcher
 
 
 @pytest.fixture(scope="module")
 def reference(photos, tiny_weights, tmp_path_factory) -> Path:
     """One process's outputs."""
     out = tmp_path_factory.mktemp("one") / "out"
-    run = mpcnet("restore", photos, "-o", out, "--weights", tiny_weights, *RESTORE)
+    run = mpcnet("restore", photos, "-o", out, "--weights", tiny_weights, *RESTORE, "--fixed-batch")
     assert run.returncode == 0, run.stderr
     return out
 
@@ -85,7 +85,7 @@ def test_restore_on_two_processes_is_byte_identical_to_one(photos, reference, ti
     run = mpcnet("restore", photos, "-o", out, "--weights", tiny_weights, *RESTORE, nproc=2)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout)  # one JSON document: rank 0's merged summary
-    assert report["processes"] == 2 and report["threads_per_process"] == 1
+    assert report["processes"] == 2 and report["threads_per_process"] == 1 and report["fixed_batch"]
     assert (report["files"], report["restored"], report["faces"], report["failed"]) == (14, 14, 34, 0)
     assert [r["source"] for r in report["results"]] == [str(f) for f in sorted(photos.rglob("*.*"))]
     assert tree_hashes(out) == tree_hashes(reference)

@@ -50,7 +50,7 @@ class FaceRestorer:
     result does not depend on the faces beside it in its batch."""
 
     def __init__(self, net, size: int = FACE_SIZE, device: str = "cpu", amp: bool = False, batch_size: int = 8,
-                 name: str = "network", channels_last: bool = True, fixed_batch: bool = False):
+                 name: str = "network", channels_last: bool = True):
         self.device = torch.device(device)
         self.backend = "torch" if isinstance(net, torch.nn.Module) else "onnxruntime"
         if amp and self.backend != "torch":
@@ -62,7 +62,7 @@ class FaceRestorer:
             net = channels_last_convs(net) if self.channels_last else net
         self.net = net
         self.size, self.amp, self.batch_size, self.name = size, amp, batch_size, name
-        self.fixed_batch = fixed_batch
+        self.fixed_batch = False
 
     @classmethod
     def from_weights(cls, weights: str | None = None, device: str = "cpu", amp: bool = False,

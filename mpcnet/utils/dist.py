@@ -104,7 +104,7 @@ def _collective(fn, *args) -> None:
 def launch(launcher: str, device: str) -> Launch:
     """Join the process group for ``--launcher pytorch`` (``launcher`` ``none``: one process).
 
-    Each process takes ``cuda:LOCAL_RANK`` on CUDA; on the CPU it runs ``OMP_NUM_THREADS`` threads
+    Each process takes ``cuda:LOCAL_RANK`` on CUDA (one process per GPU); on the CPU it runs ``OMP_NUM_THREADS`` threads
     (torchrun sets 1 when unset and several processes run per node), else an equal share of the
     cores (cores ÷ ``LOCAL_WORLD_SIZE``). Raises :class:`DistError` outside torchrun."""
     if launcher not in LAUNCHERS:
@@ -118,11 +118,14 @@ def launch(launcher: str, device: str) -> Launch:
     from mpcnet.compat import init_dist
 
     cuda = device.startswith("cuda")
-    init_dist("nccl" if cuda else "gloo")
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if cuda and local_rank >= torch.cuda.device_count():
+        raise DistError(f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} "
+                        "here): start at most one process per GPU (--nproc-per-node)")
+    init_dist("nccl" if cuda else "gloo")
     threads = 0
     if cuda:
-        device = f"cuda:{local_rank % torch.cuda.device_count()}"
+        device = f"cuda:{local_rank}"
     else:
         share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, share)

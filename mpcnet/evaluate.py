@@ -32,7 +32,8 @@ from mpcnet.metrics.niqe import niqe
 from mpcnet.metrics.paired import PAIRED_NETWORK_METRICS, build_scorers
 from mpcnet.metrics.pixel import grad_ratio, psnr, ssim
 from mpcnet.published import comparison_markdown, published_json
-from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_images, read_image,
+from mpcnet.utils.dist import Launch
+from mpcnet.utils.files import (UnsafeOutputError, check_output_location, list_images, pixel_count, read_image,
                                 write_bytes_atomic, write_image)
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
@@ -133,13 +134,15 @@ class EvalResult:
 
 
 def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "cpu", batch_size: int = 8,
-                   overwrite: bool = False, method: str = "mpcnet") -> tuple[Path, dict]:
+                   overwrite: bool = False, method: str = "mpcnet", launch: Launch = Launch()) -> tuple[Path, dict]:
     """Restore the aligned 512 faces in ``lq`` with the restore pipeline in aligned mode (no detection, no
     paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary.
-    ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline."""
+    ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline.
+    Each process of ``launch`` restores its share; every network call runs a full batch, so a face's
+    result is the same whatever the number of processes."""
     from mpcnet.checkpoint import CheckpointError
     from mpcnet.restoration.peers import PeerError, build_peer
-    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
+    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.weights import WeightsError
 
@@ -155,8 +158,11 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
             restorer = FaceRestorer(net, size, device, batch_size=batch_size, name=name, channels_last=False)
     except (WeightsError, CheckpointError, UnsafeOutputError, PeerError) as exc:
         raise EvalError(str(exc)) from exc
+    restorer.fixed_batch = True
     options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
-    summary = RestorePipeline(restorer, None, options).run(files, root, out_dir).to_dict()
+    pipeline = RestorePipeline(restorer, None, options)
+    mine = launch.shard(files, pixel_count, key=lambda f: pipeline.output_path(f, root, out_dir))
+    summary = Summary.merge(launch.all_gather(pipeline.run(mine, root, out_dir)), files).to_dict()
     summary["weights"], summary["method"] = restorer.name, method
     summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
     if summary["restored"] == 0:
@@ -168,11 +174,15 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
 
 def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid_ref: Path | None = None,
           metrics: tuple[str, ...] = tuple(METRICS), device: str = "cpu",
-          fid_extractor: FeatureExtractor | None = None, progress: Callable[[str], None] | None = None) -> EvalResult:
+          fid_extractor: FeatureExtractor | None = None, progress: Callable[[str], None] | None = None,
+          launch: Launch = Launch()) -> EvalResult | None:
     """Score the images in ``restored`` (against ``gt`` where given); see the module doc for pairing.
 
     FID compares ``restored`` with ``fid_ref`` (default: the GT folder) and names the protocol used.
-    ``fid_extractor`` replaces the Inception network (tests use a small fixed one).
+    ``fid_extractor`` replaces the Inception network (tests use a small fixed one). Each process of
+    ``launch`` scores its share of the pairs; rank 0 gathers the per-image values and FID features
+    (the statistics are fitted to all of them, as in one process) and returns the result, the other
+    ranks None.
     """
     result = EvalResult(restored=restored, gt=gt, lq=lq)
     wanted = [m for m in METRICS if m in metrics]
@@ -194,15 +204,24 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
 
     scorers, skipped = build_scorers(wanted, device)
     result.skipped.update(skipped)
+    fid_set = fid_ref if fid_ref is not None else gt
+    if "fid" in wanted:
+        try:
+            if fid_set is None:
+                raise MetricUnavailable("no reference set: give --fid-ref DIR (the paper used 3,000 CelebA-HQ images)")
+            fid_extractor = fid_extractor or inception_extractor(device)
+        except MetricUnavailable as exc:
+            result.skipped["fid"] = str(exc)
+            wanted.remove("fid")
 
-    size_mismatch, restored_imgs = [], []
-    for key, r_path, g_path in items:
+    size_mismatch, restored_imgs = {}, []
+    for key, r_path, g_path in launch.shard(items, lambda item: pixel_count(item[1])):
         out = load_bgr8(r_path)
         row = {}
         if g_path is not None:
             ref = load_bgr8(g_path)
             if ref.shape != out.shape:
-                size_mismatch.append(f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})")
+                size_mismatch[key] = f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})"
                 continue
             for name, fn in (("psnr", psnr), ("ssim", ssim), ("grad_ratio", grad_ratio)):
                 if name in wanted:
@@ -219,13 +238,26 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
                 result.skipped["niqe"] = str(exc)
                 wanted.remove("niqe")
         result.per_image[key] = {m: v for m, v in row.items() if m in wanted}
-        restored_imgs.append(r_path)
+        restored_imgs.append((key, r_path))
         if progress:
             progress(key)
+    features = {}
+    if "fid" in wanted and restored_imgs:
+        features = dict(zip([key for key, _ in restored_imgs],
+                            fid_extractor.features(load_bgr8(p) for _, p in restored_imgs)))
+    parts = launch.gather((result.per_image, result.notes, size_mismatch, features, result.skipped))
+    if parts is None:
+        return None
+    order = [key for key, _, _ in items]
+    merged = [{k: v for part in parts for k, v in part[i].items()} for i in range(3)]
+    result.per_image, result.notes, size_mismatch = ({k: d[k] for k in order if k in d} for d in merged)
+    result.skipped = {m: reason for part in parts for m, reason in part[4].items()}
+    wanted = [m for m in wanted if m not in result.skipped]  # e.g. NIQE on a too small image: in no row
+    result.per_image = {k: {m: v for m, v in row.items() if m in wanted} for k, row in result.per_image.items()}
     if size_mismatch:
-        result.unpaired["size_mismatch"] = size_mismatch
+        result.unpaired["size_mismatch"] = list(size_mismatch.values())
     if not result.per_image:
-        raise EvalError("no pair could be scored: " + "; ".join(size_mismatch[:3]))
+        raise EvalError("no pair could be scored: " + "; ".join(list(size_mismatch.values())[:3]))
 
     for m in wanted:
         if m == "fid" or m in result.skipped:
@@ -233,21 +265,18 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
         values = [row[m] for row in result.per_image.values() if m in row]
         result.metrics[m] = float(np.mean(values)) if values else None
     if "fid" in wanted:
-        _fid(result, restored_imgs, fid_ref if fid_ref is not None else gt, fid_ref is None, fid_extractor, device)
+        features = {k: f for part in parts for k, f in part[3].items()}
+        _fid(result, np.stack([features[k] for k in result.per_image]), fid_set, fid_ref is None, fid_extractor)
     result.metrics = {m: result.metrics[m] for m in METRICS if m in result.metrics}
     return result
 
 
-def _fid(result: EvalResult, images: list[Path], ref: Path | None, ref_is_gt: bool,
-         extractor: FeatureExtractor | None, device: str) -> None:
-    if ref is None:
-        result.skipped["fid"] = ("no reference set: give --fid-ref DIR (the paper used 3,000 CelebA-HQ images)")
-        return
+def _fid(result: EvalResult, features: np.ndarray, ref: Path, ref_is_gt: bool, extractor: FeatureExtractor) -> None:
+    """FID of the restored images' ``features`` (every process's, in the pairs' order) against ``ref``."""
     try:
-        extractor = extractor or inception_extractor(device)
         ref_root, ref_files = list_images(ref)
         ref_stats, cached = reference_stats(ref_root, ref_files, load_bgr8, extractor)
-        ours = FIDStats.of(extractor.features(load_bgr8(p) for p in images))
+        ours = FIDStats.of(features)
     except MetricUnavailable as exc:
         result.skipped["fid"] = str(exc)
         return

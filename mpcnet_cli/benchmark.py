@@ -117,18 +117,28 @@ def restore(
                                           "random GFPGANv1Clean and ParseNet weights, restore's RetinaFace file) on "
                                           "the same photos, interleaved: gfpgan."),
     rounds: int = typer.Option(1, "--rounds", help="Passes over the folder per pipeline (ours, peer, peer, ours, …)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="N ≥ 2: restore the folder with 1 process and with N "
+                              "processes under torchrun (--launcher pytorch), one thread each, and report the "
+                              "faces/s of N ÷ 1 (and whether the outputs are byte-identical)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
     """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, background,
     paste, write) and faces/s; with --against gfpgan the same for GFPGANer and the ratios ours ÷ peer.
     On videos: frames/s and the flicker of the restored faces (mean absolute difference of
-    consecutive aligned restored faces), each with face tracking off and on, and on ÷ off."""
-    from mpcnet.bench import pipeline, video
+    consecutive aligned restored faces), each with face tracking off and on, and on ÷ off.
+    With --nproc N: the scaling across processes (N processes of one thread ÷ 1 process of one thread)."""
+    from mpcnet.bench import pipeline, scaling, video
 
+    if nproc > 1 and (against or backend != "torch"):
+        fail("--nproc compares process counts of restore itself: drop --against and --backend")
     try:
         with console.status("restoring…"):
-            if video.video_files(source):
+            if nproc > 1:
+                result = scaling.run_scaling_benchmark(source, nproc, weights, aligned=aligned, device=device,
+                                                       batch_size=batch_size, amp=amp, rounds=rounds)
+                text = scaling.markdown(result)
+            elif video.video_files(source):
                 result = video.run_video_benchmark(source, weights, device=device, batch_size=batch_size, amp=amp,
                                                    fidelity=fidelity)
                 text = video.markdown(result)

@@ -50,6 +50,10 @@ def evaluate(
                                           "grid.png (LQ | restored | GT) here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    launcher: str = typer.Option("none", "--launcher", help="none, or pytorch under torchrun: each process "
+                                 "restores and scores its share of the images; rank 0 gathers every per-image "
+                                 "value and FID feature and writes the report (the numbers equal one process's). "
+                                 "Restoring --lq this way needs -o (one folder all processes write to)."),
 ) -> None:
     """Score restorations with section 4.2's metrics (PSNR, SSIM, LPIPS, FID, NIQE), identity and landmarks.
 
@@ -63,6 +67,7 @@ def evaluate(
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report
+    from mpcnet.utils.dist import DistError, launch as join
 
     chosen = tuple(m.strip().lower() for m in (metrics or ",".join(METRICS)).split(",") if m.strip())
     unknown = [m for m in chosen if m not in METRICS]
@@ -90,23 +95,29 @@ def evaluate(
             fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
         if output is not None:  # the report must not land where the images are read from, nor on a file
             check_output_location(restored or lq, output)
+        if launcher == "pytorch" and restored is None and output is None:
+            fail("--launcher pytorch restores --lq into -o, one folder all processes write to: give -o")
+        launch = join(launcher, device)
         with tempfile.TemporaryDirectory(prefix="mpcnet-eval-") as tmp:
             summary = None
             if restored is None:
                 with console.status(f"restoring {lq}…"):
-                    restored, summary = restore_folder(lq, weights, output or Path(tmp), device, overwrite=overwrite,
-                                                       method=method)
+                    restored, summary = restore_folder(lq, weights, output or Path(tmp), launch.device,
+                                                       overwrite=overwrite, method=method, launch=launch)
                 kept = f"into {restored}" if output else "(not kept: give -o to keep them)"
-                console.print(f"restored {summary['restored']} of {summary['files']} faces with {summary['weights']} "
-                              f"in {summary['seconds']:.1f} s {kept}")
-                for failure in summary["failures"]:
-                    console.print(f"[yellow]restore failed:[/] {failure['source']}: {failure['message']}")
+                if launch.main:
+                    console.print(f"restored {summary['restored']} of {summary['files']} faces with "
+                                  f"{summary['weights']} in {summary['seconds']:.1f} s {kept}")
+                    for failure in summary["failures"]:
+                        console.print(f"[yellow]restore failed:[/] {failure['source']}: {failure['message']}")
             with console.status("scoring…") as status:
-                result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=device,
-                               progress=lambda key: status.update(f"scoring {key}"))
+                result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=launch.device,
+                               progress=lambda key: status.update(f"scoring {key}"), launch=launch)
+            if result is None:  # not rank 0: its share is in rank 0's report
+                raise typer.Exit(1 if summary is not None and summary["failures"] else 0)
             result.dataset, result.restore = dataset, summary
             written = write_report(result, output, dataset or restored.name, overwrite) if output else []
-    except (EvalError, ImageReadError, UnsafeOutputError, OSError) as exc:
+    except (EvalError, ImageReadError, UnsafeOutputError, OSError, DistError) as exc:
         fail(str(exc).splitlines()[0])
     _print_table(result)
     for path in written:

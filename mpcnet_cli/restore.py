@@ -59,6 +59,17 @@ def restore(
                                "(operators MPS lacks run on the CPU)."),
     amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast."),
     batch_size: int = typer.Option(8, min=1, help="Faces per network batch (faces of several photos share one)."),
+    fixed_batch: Optional[bool] = typer.Option(None, "--fixed-batch/--no-fixed-batch", help="Run every network "
+                                               "call at --batch-size faces (the last batch padded), so a face's "
+                                               "result does not depend on the faces batched with it: outputs are "
+                                               "then byte-identical whatever the number of processes or where a "
+                                               "run was resumed. Costs up to batch-size − 1 extra faces per "
+                                               "process. [default: on with --launcher pytorch]"),
+    launcher: str = typer.Option("none", "--launcher", help="none, or pytorch under torchrun: each process "
+                                 "restores its share of the inputs (balanced by pixel count) on its own GPU "
+                                 "(cuda:LOCAL_RANK) or share of the CPU threads; rank 0 prints the merged "
+                                 "summary. E.g. torchrun --nproc-per-node 2 $(which mpcnet) restore IN -o OUT "
+                                 "--launcher pytorch"),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse larger images (decompression-bomb guard)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists (resume)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -77,10 +88,12 @@ def restore(
     from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.background import BackgroundUpsamplerError
     from mpcnet.restoration.paste import load_parsenet
-    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
+    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
     from mpcnet.restoration.restorer import FaceRestorer
-    from mpcnet.restoration.video import VideoError, VideoRestorer, import_av
+    from mpcnet.restoration.video import VideoError, VideoRestorer, import_av, video_pixels
     from mpcnet.utils.device import resolve_device
+    from mpcnet.utils.dist import DistError, launch as join
+    from mpcnet.utils.files import pixel_count, remove_stale_parts
 
     try:
         options = RestoreOptions(upscale=upscale, aligned=aligned, only_center_face=only_center_face, ext=ext,
@@ -101,13 +114,16 @@ def restore(
             import_av()
         check_output_location(inputs, out)
         device, device_note = resolve_device(device)
-    except (ValueError, FileNotFoundError, UnsafeOutputError, VideoError) as e:
+        launch = join(launcher, device)
+        device = launch.device
+    except (ValueError, FileNotFoundError, UnsafeOutputError, VideoError, DistError) as e:
         fail(str(e))
     if not files and not videos:
         fail(f"no images or videos found in {inputs}")
     try:
         with console.status("exporting the network to ONNX…" if backend == "onnxruntime" else "loading…"):
             restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
+        restorer.fixed_batch = launcher == "pytorch" if fixed_batch is None else fixed_batch
         detector = None if aligned else detector or default_detector()
         face_detector = None if aligned else make_detector(detector, device)
         parsenet = None if aligned or restorer.parses else load_parsenet(device)
@@ -119,19 +135,32 @@ def restore(
              "device": f"{device} ({device_note})" if device_note else device, "amp": amp, "fidelity": fidelity,
              "detector": face_detector.name if face_detector else "none (--aligned)",
              "mask": "none (--aligned)" if aligned else mask,
-             "background": "none (--aligned)" if aligned else bg_upsampler}
+             "background": "none (--aligned)" if aligned else bg_upsampler, "processes": launch.world_size,
+             **({"threads_per_process": launch.threads} if launch.threads else {}),
+             "fixed_batch": restorer.fixed_batch}
     try:
         pipeline = RestorePipeline(restorer, face_detector, options, parsenet)
         video_restorer = VideoRestorer(pipeline, codec, crf, smooth) if videos else None
     except (BackgroundUpsamplerError, ValueError) as e:
         fail(str(e))
-    if not quiet:
+    try:  # a resume first removes the temporary files of writes a kill -9 cut short; then each takes its share
+        stale = remove_stale_parts(out) if skip_existing and launch.main else []
+        launch.barrier()
+        is_video = set(videos).__contains__
+        mine = set(launch.shard(files + videos, lambda f: video_pixels(f) if is_video(f) else pixel_count(f),
+                                key=lambda f: (video_restorer if is_video(f) else pipeline).output_path(f, root, out)))
+    except DistError as e:
+        fail(str(e))
+    if not quiet and launch.main:
         console.print("restore: " + ", ".join(f"{k} {v}" for k, v in setup.items()))
-    show = not quiet and console.is_terminal
+        if stale:
+            console.print(f"removed {len(stale)} temporary file(s) of writes an earlier run left unfinished")
+    my_files, my_videos = [f for f in files if f in mine], [f for f in videos if f in mine]
+    show = not quiet and console.is_terminal and launch.main
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.2f} {task.fields[unit]}/s"),
                   TimeElapsedColumn(), console=console, disable=not show, transient=True) as progress:
-        task = progress.add_task("restore", total=len(files) + len(videos), faces=0, rate=0.0, unit="faces")
+        task = progress.add_task("restore", total=len(mine), faces=0, rate=0.0, unit="faces")
 
         def on_result(result):
             if result.status == "failed" or (not quiet and result.message):
@@ -141,8 +170,8 @@ def restore(
             elapsed = done.elapsed or 0.0
             progress.update(task, advance=1, faces=faces, rate=faces / elapsed if elapsed else 0.0)
 
-        summary = pipeline.run(files, root, out, on_result)
-        if videos and not summary.interrupted:
+        summary = pipeline.run(my_files, root, out, on_result)
+        if my_videos and not summary.interrupted:
             frames_task = progress.add_task("frames", total=0, visible=False, faces=0, rate=0.0, unit="frames")
 
             def on_start(video, frames):
@@ -155,7 +184,14 @@ def restore(
                 progress.update(frames_task, advance=1, faces=done.fields["faces"] + faces,
                                 rate=(done.completed + 1) / elapsed if elapsed else 0.0)
 
-            video_restorer.run(videos, root, out, summary, on_result, on_start, on_frame)
+            video_restorer.run(my_videos, root, out, summary, on_result, on_start, on_frame)
+    if not summary.interrupted:
+        try:
+            summary = Summary.merge(launch.all_gather(summary), files + videos)
+        except DistError as e:
+            fail(str(e), INTERRUPTED)
+    if not launch.main:
+        raise typer.Exit(INTERRUPTED if summary.interrupted else 0 if summary.ok else 1)
     report = summary.to_dict()
     if as_json:
         emit_json({**setup, "output": str(out / "restored_imgs"),
@@ -166,7 +202,8 @@ def restore(
                       f"face, {report['skipped']} skipped, {report['failed']} failed in {report['seconds']:.1f}s"
                       f"{rate}; outputs in {out / 'restored_imgs'}{' and ' + str(out / 'restored_videos') if videos else ''}")
     if summary.interrupted:
-        console.print(f"[red]interrupted[/] after {report['files']} of {len(files) + len(videos)} files; finished outputs are "
+        share = " (this process's share)" if launch.world_size > 1 else ""
+        console.print(f"[red]interrupted[/] after {report['files']} of {len(mine)} files{share}; finished outputs are "
                       "kept, none is partial: rerun with --skip-existing to do the rest")
         raise typer.Exit(INTERRUPTED)
     if not summary.ok:

@@ -20,6 +20,7 @@ from basicsr.metrics.fid import calculate_fid
 
 from mpcnet.metrics import MetricUnavailable, metric_weights
 from mpcnet.metrics.pixel import bgr_to_tensor
+from mpcnet.utils.dist import pad_batch
 from mpcnet.weights import cache_dir
 
 REGISTRY_NAME = "inception-fid"
@@ -27,7 +28,9 @@ REGISTRY_NAME = "inception-fid"
 
 @dataclass
 class FeatureExtractor:
-    """A fixed network mapping a B×3×H×W RGB batch in [-1, 1] to B×D features; ``name`` keys the cache."""
+    """A fixed network mapping a B×3×H×W RGB batch in [-1, 1] to B×D features; ``name`` keys the cache.
+    Every call runs a full batch (the last one padded), so an image's features do not depend on the
+    images it is batched with: the statistics of a set split across processes are the same."""
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]
     device: str = "cpu"
@@ -38,14 +41,15 @@ class FeatureExtractor:
         for img in images_bgr:
             batch.append(bgr_to_tensor(img))
             if len(batch) == batch_size:
-                feats.append(self._run(batch))
+                feats.append(self._run(batch, batch_size))
                 batch = []
         if batch:
-            feats.append(self._run(batch))
+            feats.append(self._run(batch, batch_size))
         return np.concatenate(feats, 0).astype(np.float64)
 
-    def _run(self, batch: list[torch.Tensor]) -> np.ndarray:
-        return self.fn(torch.cat(batch).to(self.device)).reshape(len(batch), -1).float().cpu().numpy()
+    def _run(self, batch: list[torch.Tensor], batch_size: int) -> np.ndarray:
+        out = self.fn(pad_batch(torch.cat(batch), batch_size).to(self.device))[:len(batch)]
+        return out.reshape(len(batch), -1).float().cpu().numpy()
 
 
 def inception_extractor(device: str = "cpu") -> FeatureExtractor:

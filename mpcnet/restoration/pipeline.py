@@ -122,6 +122,15 @@ class Summary:
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
 
+    @classmethod
+    def merge(cls, parts: list[Summary], order: list[Path]) -> Summary:
+        """The summaries of the processes of one run as one: results listed as ``order`` gives the
+        inputs, seconds per stage summed over processes, wall seconds of the slowest."""
+        index = {str(source): i for i, source in enumerate(order)}
+        timer = StageTimer({s: sum(p.timer.seconds[s] for p in parts) for s in STAGES})
+        return cls(sorted((r for p in parts for r in p.results), key=lambda r: index[r.source]), timer,
+                   max(p.seconds for p in parts), any(p.interrupted for p in parts))
+
     def to_dict(self) -> dict:
         faces = self.faces
         return {

@@ -13,6 +13,7 @@ from basicsr.utils import img2tensor
 from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint, load_error_detail
 from mpcnet.restoration import BACKENDS, DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
+from mpcnet.utils.dist import pad_batch
 from mpcnet.weights import resolve_any
 
 
@@ -44,7 +45,9 @@ class FaceRestorer:
     """Runs a restoration network mapping (B,3,S,S) RGB in [-1, 1] to the same, on 512² BGR crops
     (resized to the network's size S; see :meth:`__call__` for the way back): a PyTorch module
     (``channels_last=False`` for networks that need NCHW), or an
-    :class:`~mpcnet.deploy.runtime.OrtNetwork` (backend ``onnxruntime``)."""
+    :class:`~mpcnet.deploy.runtime.OrtNetwork` (backend ``onnxruntime``). ``fixed_batch`` runs
+    every call at ``batch_size`` faces (:func:`~mpcnet.utils.dist.pad_batch`), so that a face's
+    result does not depend on the faces beside it in its batch."""
 
     def __init__(self, net, size: int = FACE_SIZE, device: str = "cpu", amp: bool = False, batch_size: int = 8,
                  name: str = "network", channels_last: bool = True):
@@ -59,6 +62,7 @@ class FaceRestorer:
             net = channels_last_convs(net) if self.channels_last else net
         self.net = net
         self.size, self.amp, self.batch_size, self.name = size, amp, batch_size, name
+        self.fixed_batch = False
 
     @classmethod
     def from_weights(cls, weights: str | None = None, device: str = "cpu", amp: bool = False,
@@ -132,7 +136,8 @@ class FaceRestorer:
             chunk = crops[start:start + self.batch_size]
             side = chunk[0].shape[0]
             x = network_input(chunk, self.size)
-            out, labels = self.run_tensor(x)
+            out, labels = self.run_tensor(pad_batch(x, self.batch_size) if self.fixed_batch else x)
+            out, labels = out[:len(chunk)], labels if labels is None else labels[:len(chunk)]
             inputs, out = (((t + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1] for t in (x, out))
             labels = [None] * len(out) if labels is None else labels.to(torch.uint8).cpu().numpy()
             for crop, small, face, label in zip(chunk, inputs, out, labels):

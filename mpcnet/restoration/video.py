@@ -106,6 +106,18 @@ def probe(path: Path) -> VideoInfo:
         return VideoInfo(len(pts), Fraction(rate), rotation % 360, bool(container.streams.audio))
 
 
+def video_pixels(path: Path) -> int:
+    """Width × height × frames from the container's header (0 when unreadable): the weight of a
+    video when a batch is split across processes."""
+    av = import_av()
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return stream.codec_context.width * stream.codec_context.height * max(stream.frames, 1)
+    except (av.error.FFmpegError, IndexError):
+        return 0
+
+
 class VideoRestorer:
     """Restores videos with a :class:`RestorePipeline` (its options: upscale, fidelity, draw-box,
     overwrite…), encoding with ``codec`` at quality ``crf`` (lower is better; 18 is visually

@@ -93,6 +93,13 @@ def _header(path: Path) -> tuple[tuple[int, int] | None, str | None, int]:
         return None, None, 1
 
 
+def pixel_count(path: str | os.PathLike) -> int:
+    """Width × height from the header alone (0 when unreadable): the weight of a photo when a batch
+    is split across processes."""
+    size = _header(Path(path))[0]
+    return size[0] * size[1] if size else 0
+
+
 _ORIENT = {
     2: lambda a: cv2.flip(a, 1),
     3: lambda a: cv2.rotate(a, cv2.ROTATE_180),

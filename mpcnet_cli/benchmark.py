@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 import yaml
 
+from mpcnet.utils.files import DEFAULT_MAX_PIXELS
 from mpcnet_cli import benchmark_degrade
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -117,11 +118,16 @@ def restore(
                                           "random GFPGANv1Clean and ParseNet weights, restore's RetinaFace file) on "
                                           "the same photos, interleaved: gfpgan."),
     rounds: int = typer.Option(1, "--rounds", help="Passes over the folder per pipeline (ours, peer, peer, ours, …)."),
+    upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Photos: as restore --upscale "
+                                          "(default 2; 1 with --aligned)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="As restore --max-pixels (a 36 MP "
+                                   "photo at --upscale 2 needs 150000000)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
     """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, background,
-    paste, write) and faces/s; with --against gfpgan the same for GFPGANer and the ratios ours ÷ peer.
+    paste, write), faces/s, the whole pipeline's time ÷ the network stage's, and the peak resident memory
+    of the passes; with --against gfpgan the same for GFPGANer and the ratios ours ÷ peer.
     On videos: frames/s and the flicker of the restored faces (mean absolute difference of
     consecutive aligned restored faces), each with face tracking off and on, and on ÷ off."""
     from mpcnet.bench import pipeline, video
@@ -135,7 +141,8 @@ def restore(
             else:
                 result = pipeline.run_restore_benchmark(source, weights, aligned=aligned, device=device,
                                                         batch_size=batch_size, amp=amp, backend=backend,
-                                                        against=against, rounds=rounds)
+                                                        against=against, rounds=rounds, upscale=upscale,
+                                                        max_pixels=max_pixels)
                 text = pipeline.markdown(result)
     except pipeline.BenchError as exc:
         fail(str(exc))

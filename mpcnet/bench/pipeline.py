@@ -60,7 +60,7 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
             from mpcnet.bench.gfpganer import GFPGANerPipeline
 
             try:
-                peer = GFPGANerPipeline(detector, Path(tmp), device, narrow=peer_narrow)
+                peer = GFPGANerPipeline(detector, Path(tmp), device, upscale=options.upscale, narrow=peer_narrow)
             except ValueError as exc:
                 raise BenchError(str(exc)) from exc
         passes = {"mpcnet": [], "gfpgan": []}

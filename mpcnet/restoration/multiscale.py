@@ -3,12 +3,14 @@ where it fits the detector, and the parts of a large face detected as faces of t
 dropped. Shared by ``mpcnet restore`` and the training face pool (:mod:`mpcnet.data.face_pool`).
 
 Sizes: the largest copy is :data:`~mpcnet.restoration.detectors.DETECT_MAX_SIDE` (1600) px long, so
-the smallest face found is RetinaFace's smallest anchor range (about 16 px) on that copy, i.e. 1 % of
-the photo's long side (40 px on a 12 MP phone photo, 74 px on a 36 MP one). Such a face fills a
-tenth of the 512 px aligned crop; the bundled network is trained on faces degraded by down to ×8
-(``options/train_mpcnet_s256.yml``), i.e. on crops holding about that much detail, so a smaller face
-holds less than anything it has learnt to restore. The smaller copies are made from the largest one,
-not from the full-resolution photo, so a 36 MP photo is resized once.
+the smallest face found is the smallest RetinaFace finds (about 16 px: the 29 sitters of the Solvay
+photo are all found at 16-17 px, 23 of them at 13-15 px) on that copy, i.e. 1 % of the photo's long
+side: 40 px on a 12 MP phone photo, 74 px on a 36 MP one. That is a choice of cost: a face that
+small is a speck when the photo is seen whole, and finding faces half as large takes a copy twice as
+long, four times the detection time (already the largest stage after the network). The bundled
+network itself is trained on faces down to about 14 px (×8 degradation of 256 px crops,
+``options/train_mpcnet_s256.yml``), so such faces on a 36 MP photo of a crowd are left as they are. The smaller copies are made from the
+largest one, not from the full-resolution photo, so a 36 MP photo is resized once.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from mpcnet.restoration.detectors import DETECT_MAX_SIDE, Face, detect_faces
 
-# RetinaFace-1MB's anchors stop at 256 px. At restore's detection size (up to 1600 px) a close-up
+# RetinaFace-1MB's anchors stop at 256 px. On one copy of up to 1600 px (restore before issue 19) a close-up
 # face is missed and its eyes, nose or mouth are "detected" as faces (scores up to 0.999), and the
 # landmarks of a face wider than ~200 px are spread: a 601×891 portrait gave native sizes 692 (box
 # 369 px), 659 (339 px) and 595-606 (box 80-165 px, at 1/2, 1/4 and on half-size copies). So faces

@@ -412,7 +412,7 @@ class RestorePipeline:
                         record(ImageResult(str(source), "failed", str(output), 0,
                                            f"{output} exists (use --overwrite to replace it or --skip-existing)"))
                     continue
-                if not opts.aligned:  # the waiting photos' pixels go: one decoded photo at a time
+                if not opts.aligned:  # the waiting photos' pixels go, to be read again when finished
                     for waiting in pending:
                         waiting.image = None
                 try:

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 import yaml
 
+from mpcnet.utils.files import DEFAULT_MAX_PIXELS
 from mpcnet_cli import benchmark_degrade
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -120,11 +121,16 @@ def restore(
     nproc: int = typer.Option(1, "--nproc", min=1, help="N ≥ 2: restore the folder with 1 process and with N "
                               "processes under torchrun (--launcher pytorch), one thread each, and report the "
                               "faces/s of N ÷ 1 (and whether the outputs are byte-identical)."),
+    upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Photos: as restore --upscale "
+                                          "(default 2; 1 with --aligned)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="As restore --max-pixels (a 36 MP "
+                                   "photo at --upscale 2 needs 150000000)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
     """The whole restore pipeline on a folder: wall time per stage (read, detect, align, network, background,
-    paste, write) and faces/s; with --against gfpgan the same for GFPGANer and the ratios ours ÷ peer.
+    paste, write), faces/s, the whole pipeline's time ÷ the network stage's, and the peak resident memory
+    of the passes; with --against gfpgan the same for GFPGANer and the ratios ours ÷ peer.
     On videos: frames/s and the flicker of the restored faces (mean absolute difference of
     consecutive aligned restored faces), each with face tracking off and on, and on ÷ off.
     With --nproc N: the scaling across processes (N processes of one thread ÷ 1 process of one thread)."""
@@ -136,7 +142,8 @@ def restore(
         with console.status("restoring…"):
             if nproc > 1:
                 result = scaling.run_scaling_benchmark(source, nproc, weights, aligned=aligned, device=device,
-                                                       batch_size=batch_size, amp=amp, rounds=rounds)
+                                                       batch_size=batch_size, amp=amp, rounds=rounds,
+                                                       upscale=upscale, max_pixels=max_pixels)
                 text = scaling.markdown(result)
             elif video.video_files(source):
                 result = video.run_video_benchmark(source, weights, device=device, batch_size=batch_size, amp=amp,
@@ -145,7 +152,8 @@ def restore(
             else:
                 result = pipeline.run_restore_benchmark(source, weights, aligned=aligned, device=device,
                                                         batch_size=batch_size, amp=amp, backend=backend,
-                                                        against=against, rounds=rounds)
+                                                        against=against, rounds=rounds, upscale=upscale,
+                                                        max_pixels=max_pixels)
                 text = pipeline.markdown(result)
     except pipeline.BenchError as exc:
         fail(str(exc))

@@ -142,9 +142,9 @@ def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, 
                          "--upscale", "4", "--bg-upsampler", "bicubic", "--json")
     assert result.exit_code == 1 and report["failed"] == 2
     for row in report["results"]:
-        # the decoded input (counted at 16 bits: the header does not say) and its float32 copy, then
-        # three float32 copies of the 512² output
-        need = 128 * 128 * 3 * (2 + 4) + 512 * 512 * 3 * 4 * 3
+        # the decoded input (counted at 16 bits: the header does not say) and, aligned, its float32
+        # copy; two copies of the 512² output in the input's sample type (16 bits)
+        need = 128 * 128 * 3 * (2 + 4) + 512 * 512 * 3 * 2 * 2
         assert f"128×128 at --upscale 4 needs about {need / 2 ** 20:.1f} MiB of memory" in row["message"]
         assert "1.9 MiB is available (lower --upscale" in row["message"]
     assert tree_hashes(faces) == before

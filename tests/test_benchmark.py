@@ -90,6 +90,8 @@ def test_restore_benchmark_reports_stage_times_on_aligned_faces(aligned_faces, t
     assert data["files"] == data["restored"] == data["faces"] == 3
     assert set(data["stage_seconds"]) >= {"read", "network", "write"} and data["stage_seconds"]["network"] > 0
     assert data["detector"] is None and data["amp"] and not any(faces.glob("**/restored_imgs"))
+    assert data["upscale"] == 1 and data["peak_rss_mib"] > 0
+    assert data["pipeline_per_network"] == pytest.approx(data["seconds"] / data["stage_seconds"]["network"], rel=1e-2)
 
 
 def test_net_onnxruntime_fp32_and_int8_each_against_gfpgan_fp32(aligned_faces, tmp_path):
@@ -123,7 +125,7 @@ def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(whole_photos[0], photos)
-    data = run_restore_benchmark(photos, tiny_weights, against="gfpgan", rounds=2, peer_narrow=0.125)
+    data = run_restore_benchmark(photos, tiny_weights, against="gfpgan", rounds=2, peer_narrow=0.125, upscale=1)
     peer = data["peer"]
     assert data["detector"].startswith("retinaface") and data["rounds"] == 2
     assert data["faces"] >= 1 and peer["faces"] >= 1 and peer["files"] == data["files"] == 1
@@ -133,3 +135,4 @@ def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp
         stages = side["stage_seconds"]  # each rounded to 1 ms: the sum may gain 0.5 ms per stage
         assert sum(stages.values()) <= side["seconds"] * 1.01 + 0.0005 * len(stages)
     assert data["ratios"]["faces_per_s"] == pytest.approx(data["faces_per_s"] / peer["faces_per_s"], rel=1e-2)
+    assert data["upscale"] == 1 and data["stage_seconds"]["background"] < 0.0005  # ×1: nothing to upscale

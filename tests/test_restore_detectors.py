@@ -84,3 +84,22 @@ def test_default_is_retinaface_when_its_weights_are_present(monkeypatch, tmp_pat
     assert default_detector() == "mtcnn"
     with pytest.raises(Exception, match="mpcnet weights fetch retinaface-mobile"):
         make_detector("retinaface")
+
+
+@pytest.mark.parametrize("name", ["00.jpg", "02.png", "06.png"])
+def test_retinaface_finds_what_facexlibs_own_detect_faces_finds(name):
+    """Our decoding with vectorised anchors gives facexlib's boxes, scores and landmarks."""
+    import torch
+    from facexlib.detection.retinaface_utils import PriorBox
+
+    from mpcnet.restoration.detectors import retinaface_priors
+
+    shared_file("weights", "retinaface_mobilenet0.25_Final.pth")
+    det = make_detector("retinaface")
+    assert torch.equal(retinaface_priors(det.net.cfg, 645, 1204), PriorBox(det.net.cfg, (645, 1204)).forward())
+    bgr = cv2.imread(str(DATA / "codeformer-inputs" / "whole_imgs" / name))
+    with torch.inference_mode():
+        rows = det.net.detect_faces(bgr, conf_threshold=det.threshold)
+    ours = np.array([[*f.box, f.score, *f.landmarks.ravel()] for f in det.detect(bgr)])
+    assert len(rows) == len(ours) == PEOPLE[name]
+    assert np.abs(rows[np.argsort(-rows[:, 4])] - ours[np.argsort(-ours[:, 4])]).max() < 1e-3

@@ -1,5 +1,6 @@
-"""The whole restore pipeline on a folder, timed per stage by the pipeline's own :class:`StageTimer`;
-with ``against='gfpgan'`` interleaved with GFPGAN's own pipeline (:mod:`mpcnet.bench.gfpganer`) on
+"""The whole restore pipeline on a folder, timed per stage by the pipeline's own :class:`StageTimer`,
+with the whole pipeline's time as a multiple of its network stage's and the process's peak resident
+memory during the passes (models included); with ``against='gfpgan'`` interleaved with GFPGAN's own pipeline (:mod:`mpcnet.bench.gfpganer`) on
 the same photos, passes in the order ours, peer, peer, ours, … so that load drifts hit both alike."""
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from mpcnet.restoration.detectors import make_detector
 from mpcnet.restoration.paste import load_parsenet
 from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import list_images
+from mpcnet.utils.files import DEFAULT_MAX_PIXELS, list_images
+from mpcnet.utils.memory import peak_rss_bytes, reset_peak_rss
 from mpcnet.weights import WeightsError
 
 
@@ -23,9 +25,12 @@ class BenchError(Exception):
 
 def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = False, device: str = "cpu",
                           batch_size: int = 8, amp: bool = False, backend: str = "torch",
-                          against: str | None = None, rounds: int = 1, peer_narrow: float = 1.0) -> dict:
-    """Restore ``source`` into a temporary folder (discarded) and report seconds per stage; with
-    ``against`` also GFPGAN's pipeline, ``rounds`` passes each, and the ratios ours ÷ peer."""
+                          against: str | None = None, rounds: int = 1, peer_narrow: float = 1.0,
+                          upscale: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """Restore ``source`` into a temporary folder (discarded) at ``upscale`` (restore's default when
+    None) and report seconds per stage, the whole pipeline ÷ its network stage and the peak resident
+    memory of our passes; with ``against`` also GFPGAN's pipeline, ``rounds`` passes each, and the
+    ratios ours ÷ peer."""
     from mpcnet.deploy import OnnxUnavailable
 
     if against not in (None, "gfpgan"):
@@ -35,6 +40,10 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
     if rounds < 1:
         raise BenchError("--rounds must be ≥ 1")
     try:
+        options = RestoreOptions(aligned=aligned, upscale=upscale, max_pixels=max_pixels)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from exc
+    try:
         root, files = list_images(source)
         restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
         detector = None if aligned else make_detector("retinaface" if against else None, device)
@@ -43,15 +52,15 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
         raise BenchError(str(exc).splitlines()[0]) from exc
     if not files:
         raise BenchError(f"no images in {source}")
-    pipeline = RestorePipeline(restorer, detector, RestoreOptions(aligned=aligned, upscale=1 if aligned else 2),
-                               parsenet)
+    pipeline = RestorePipeline(restorer, detector, options, parsenet)
+    peak = 0
     with tempfile.TemporaryDirectory(prefix="mpcnet-bench-") as tmp:
         peer = None
         if against:
             from mpcnet.bench.gfpganer import GFPGANerPipeline
 
             try:
-                peer = GFPGANerPipeline(detector, Path(tmp), device, narrow=peer_narrow)
+                peer = GFPGANerPipeline(detector, Path(tmp), device, upscale=options.upscale, narrow=peer_narrow)
             except ValueError as exc:
                 raise BenchError(str(exc)) from exc
         passes = {"mpcnet": [], "gfpgan": []}
@@ -60,14 +69,21 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
                 out = Path(tmp, f"{name}-{i}")
                 out.mkdir()
                 if name == "mpcnet":
+                    reset_peak_rss()
                     summary = pipeline.run(files, root, out).to_dict()
-                    summary.pop("results")
+                    peak = max(peak, peak_rss_bytes())
+                    failed = [r for r in summary.pop("results") if r["status"] == "failed"]
+                    if failed:
+                        raise BenchError(f"{failed[0]['source']}: {failed[0]['message']}")
                     passes[name].append(summary)
                 elif peer is not None:
                     passes[name].append(peer.run(files, out))
     result = {"source": str(source), "aligned": aligned, "device": device, "backend": backend, "amp": amp,
               "batch_size": batch_size, "threads": torch.get_num_threads(), "weights": restorer.name,
-              "detector": getattr(detector, "name", None), "rounds": rounds, **_total(passes["mpcnet"])}
+              "detector": getattr(detector, "name", None), "rounds": rounds, "upscale": options.upscale,
+              **_total(passes["mpcnet"]), "peak_rss_mib": round(peak / 2 ** 20, 1)}
+    network = result["stage_seconds"]["network"]
+    result["pipeline_per_network"] = round(result["seconds"] / network, 2) if network else None
     if peer is not None:
         result["peer"] = {"name": "gfpgan", "pipeline": "GFPGANer (GFPGANv1Clean, channel multiplier 2, random "
                           f"weights, narrow {peer_narrow}; ParseNet paste mask)", **_total(passes["gfpgan"])}
@@ -99,8 +115,10 @@ def markdown(result: dict) -> str:
     precision = "bf16 autocast" if result["amp"] else "fp32" if result["backend"] == "torch" else "the model's precision"
     lines = [f"{result['files']} files, {result['faces']} faces from {result['source']} on {result['device']} "
              f"({result['threads']} threads), weights {result['weights']} ({result['backend']}), batch "
-             f"{result['batch_size']}, {precision}: {result['seconds']:.2f} s per pass, "
-             f"{result['faces_per_s'] or 0:.3f} faces/s ({result['rounds']} passes)."]
+             f"{result['batch_size']}, {precision}, upscale {result['upscale']}: {result['seconds']:.2f} s per pass, "
+             f"{result['faces_per_s'] or 0:.3f} faces/s ({result['rounds']} passes); **whole pipeline ÷ network "
+             f"stage: {result['pipeline_per_network']}**; peak resident memory {result['peak_rss_mib']:.0f} MiB "
+             "(the process, models included)."]
     if peer:
         lines.append(f"Peer {peer['pipeline']}: {peer['faces']} faces, {peer['seconds']:.2f} s per pass, "
                      f"{peer['faces_per_s'] or 0:.3f} faces/s; same photos, same detector, passes interleaved. "

@@ -39,7 +39,8 @@ def _hashes(folder: Path) -> dict:
 
 
 def run_scaling_benchmark(source: Path, nproc: int, weights: str | None = None, aligned: bool = False,
-                          device: str = "cpu", batch_size: int = 8, amp: bool = False, rounds: int = 1) -> dict:
+                          device: str = "cpu", batch_size: int = 8, amp: bool = False, rounds: int = 1,
+                          upscale: int | None = None, max_pixels: int | None = None) -> dict:
     """Restore ``source`` ``rounds`` times each with 1 and with ``nproc`` processes of one thread;
     faces/s of each and the ratio N ÷ 1, and whether their outputs are byte-identical."""
     if nproc < 2:
@@ -47,7 +48,8 @@ def run_scaling_benchmark(source: Path, nproc: int, weights: str | None = None, 
     if rounds < 1:
         raise BenchError("--rounds must be ≥ 1")
     options = ["--device", device, "--batch-size", str(batch_size)] + (["--aligned"] if aligned else []) \
-        + (["--amp"] if amp else []) + (["--weights", weights] if weights else [])
+        + (["--amp"] if amp else []) + (["--weights", weights] if weights else []) \
+        + (["--upscale", str(upscale)] if upscale else []) + (["--max-pixels", str(max_pixels)] if max_pixels else [])
     passes = {1: [], nproc: []}
     with tempfile.TemporaryDirectory(prefix="mpcnet-bench-") as tmp:
         for i in range(rounds):

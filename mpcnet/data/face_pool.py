@@ -12,14 +12,15 @@ recursively for images.
   ``native_size`` = its side.
 * ``detect``: faces are found by ``mpcnet restore``'s default detector (RetinaFace) and warped by its
   FFHQ-512 alignment (:func:`mpcnet.restoration.align.align_face`); ``native_size`` = 512 / the
-  alignment's scale. Unlike restore, the photo is also searched at :data:`PYRAMID_SIDES`, and a
-  face is aligned from the copy where it is at most :data:`BEST_BOX` px wide (see :func:`detect_pyramid`).
+  alignment's scale. As in restore, the photo is searched on reduced copies of several sizes and a
+  face is aligned from the copy where it fits the detector
+  (:func:`mpcnet.restoration.multiscale.detect_pyramid`).
 
 Drop rules, in this order (the first that applies is the reason recorded):
 
 1. ``low-confidence``: detector score < :data:`MIN_SCORE` (0.9);
 2. ``inside-another-face``: half or more of the detection's box lies inside a larger detection's box
-   (a part of a close-up face, e.g. its eyes, detected as a face);
+   (a part of a close-up face, e.g. its eyes, detected as a face; :func:`~mpcnet.restoration.multiscale.inside`);
 3. ``not-a-face``: a second detector (YuNet, score ≥ :data:`VERIFY_SCORE`) finds no face in the
    aligned crop (hair, hats, clothes that RetinaFace took for faces);
 4. ``too-small``: ``native_size`` < :data:`MIN_NATIVE_SIZE` (256): too few pixels to be ground truth at 256 px;
@@ -50,7 +51,7 @@ import cv2
 import numpy as np
 
 from mpcnet.restoration.align import FACE_SIZE, FFHQ_TEMPLATE_512, align_face
-from mpcnet.restoration.detectors import DETECT_MAX_SIDE, detect_faces
+from mpcnet.restoration.multiscale import detect_pyramid, inside
 from mpcnet.utils.files import ImageReadError, LoadedImage, list_images, read_image, write_bytes_atomic
 
 POOL_MODES = ("aligned", "detect", "no")
@@ -59,16 +60,6 @@ SPLITS = ("train", "val", "heldout")
 FAILURES = ("unreadable", "not-square", "exists")  # files that could not be used: not drop rules
 MIN_SCORE = 0.9
 MIN_NATIVE_SIZE = 256
-# RetinaFace-1MB's anchors stop at 256 px. At restore's detection size (up to 1600 px) a close-up
-# face is missed and its eyes, nose or mouth are "detected" as faces (scores up to 0.999), and the
-# landmarks of a face wider than ~200 px are spread: a 601×891 portrait gave native sizes 692 (box
-# 369 px), 659 (339 px) and 595-606 (box 80-165 px, at 1/2, 1/4 and on half-size copies). So the
-# pool also detects on copies PYRAMID_SIDES px large and aligns each face from the largest copy
-# where its box is at most BEST_BOX px wide; a detection whose box lies MAX_NESTED inside a larger
-# one is dropped.
-PYRAMID_SIDES = (800, 400, 200)
-BEST_BOX = 192
-MAX_NESTED = 0.5
 # RetinaFace also scores hair, hats and clothes up to 0.998. Checked on a build without this rule:
 # YuNet (a separate model) run on the aligned 512 crop at this threshold found no face in each of
 # the 6 such crops among its 161 wild faces (and missed one real, screaming face), and found every
@@ -323,42 +314,6 @@ def pool_files(data_root: str | Path, sources: list[Source]) -> list[tuple[Sourc
     return files
 
 
-def _area(box: np.ndarray) -> float:
-    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
-
-
-def _intersection(box: np.ndarray, other: np.ndarray) -> float:
-    return _area(np.array([max(box[0], other[0]), max(box[1], other[1]), min(box[2], other[2]), min(box[3], other[3])]))
-
-
-def _inside(box: np.ndarray, other: np.ndarray) -> bool:
-    """``box`` is smaller than ``other`` and at least :data:`MAX_NESTED` of it lies inside ``other``."""
-    return _area(box) < _area(other) and _intersection(box, other) >= MAX_NESTED * _area(box)
-
-
-def _iou(box: np.ndarray, other: np.ndarray) -> float:
-    inter = _intersection(box, other)
-    return inter / (_area(box) + _area(other) - inter)
-
-
-def detect_pyramid(detector, bgr8: np.ndarray) -> list:
-    """Faces found at ``mpcnet restore``'s detection size or on copies :data:`PYRAMID_SIDES` px large,
-    one per face (boxes overlapping at IoU ≥ 0.5 are one face), each from the largest copy where its
-    box is at most :data:`BEST_BOX` px wide (else the smallest); in order of first detection."""
-    side = max(bgr8.shape[:2])
-    groups: list[list[tuple[float, object]]] = []  # per face: (box width at its level, Face)
-    for max_side in (DETECT_MAX_SIDE,) + tuple(s for s in PYRAMID_SIDES if s < min(side, DETECT_MAX_SIDE)):
-        scale = min(1.0, max_side / side)
-        for face in detect_faces(detector, bgr8, max_side):
-            width = float(face.box[2] - face.box[0]) * scale
-            group = next((g for g in groups if _iou(face.box, g[0][1].box) >= 0.5), None)
-            if group is None:
-                groups.append([(width, face)])
-            else:
-                group.append((width, face))
-    return [min(g, key=lambda wf: (wf[0] > BEST_BOX, abs(BEST_BOX - wf[0])))[1] for g in groups]
-
-
 def is_face(verifier, crop: np.ndarray) -> bool:
     """A second, independent detector finds a face in the aligned crop, near the template
     (mean landmark distance under :data:`VERIFY_MAX_OFFSET` px)."""
@@ -390,7 +345,7 @@ def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, st
             crop = _to_uint8(crop)
             scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
             reason = ("low-confidence" if det.score < MIN_SCORE
-                      else "inside-another-face" if any(_inside(det.box, o.box) for o in detections if o is not det)
+                      else "inside-another-face" if any(inside(det.box, o.box) for o in detections if o is not det)
                       else "not-a-face" if not is_face(verifier, crop) else None)
             faces.append((face_name(source, path, i), crop, FACE_SIZE / scale, det.score, reason))
     kept, dropped = [], []

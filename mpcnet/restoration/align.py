@@ -24,14 +24,18 @@ def face_affine(landmarks: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = FACE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Warp the face at ``landmarks`` in a float32 [0, 1] BGR image to a ``size``² aligned crop.
+    """Warp the face at ``landmarks`` in a BGR image (float32 in [0, 1], or uint8/uint16) to a
+    ``size``² float32 [0, 1] aligned crop. An integer photo is warped in its own sample type and
+    only the crop becomes float, so a large 8-bit photo is never copied whole (the crop is then
+    rounded to the photo's 8 or 16 bits, as its pixels are).
 
     Returns ``(crop, affine)``; ``affine`` maps image pixels to crop pixels.
     """
     affine = face_affine(landmarks, size)
-    crop = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_GRAY)
-    return crop, affine
+    top = 1.0 if image.dtype == np.float32 else float(np.iinfo(image.dtype).max)
+    crop = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=[c * top for c in BORDER_GRAY])
+    return (crop if top == 1.0 else crop.astype(np.float32) / top), affine
 
 
 def inverse_affine(affine: np.ndarray, upscale: float) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 INTERPOLATION = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC}
 REALESRGAN_WEIGHTS = "realesrgan-x2plus"
 
-# (float32 BGR in [0, 1], output (width, height)) → float32 BGR in [0, 1] at that size
+# (BGR photo, uint8 or uint16, output (width, height)) → the same sample type at that size
 Upsampler = Callable[[np.ndarray, tuple], np.ndarray]
 
 
@@ -35,7 +35,7 @@ def rrdbnet_config(state: dict) -> dict:
 class RealESRGANBackground:
     """Real-ESRGAN (RRDBNet) on the whole photo in 400-px tiles through the package's ``RealESRGANer``,
     then Lanczos to the asked size when it differs from the net's own scale. Works on float pixels,
-    so 16-bit photos keep their precision."""
+    so 16-bit photos keep their precision (a float32 copy of the input and of its ×2 result)."""
 
     def __init__(self, weights: str = REALESRGAN_WEIGHTS, device: str = "cpu", half: bool = False, tile: int = 400):
         try:
@@ -59,17 +59,18 @@ class RealESRGANBackground:
 
     def __call__(self, bgr: np.ndarray, size: tuple) -> np.ndarray:
         up = self.upsampler
+        top = np.iinfo(bgr.dtype).max
         chatter = io.StringIO()  # RealESRGANer prints per tile, and swallows a tile's error into a print
         try:
             with contextlib.redirect_stdout(chatter):
-                up.pre_process(np.ascontiguousarray(bgr[..., ::-1]))
+                up.pre_process(np.ascontiguousarray(bgr[..., ::-1], dtype=np.float32) / top)
                 up.tile_process() if up.tile_size > 0 else up.process()
                 out = up.post_process()
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory: this photo fails, not the batch
             said = next((line.strip() for line in chatter.getvalue().splitlines() if line.startswith("Error")), "")
             raise ValueError(f"Real-ESRGAN failed: {said or str(exc).splitlines()[0]}") from exc
         rgb = out[0].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
-        bgr_up = np.ascontiguousarray(rgb[..., ::-1])
+        bgr_up = np.rint(rgb[..., ::-1] * top).astype(bgr.dtype)
         if bgr_up.shape[1::-1] != tuple(size):
             bgr_up = cv2.resize(bgr_up, size, interpolation=cv2.INTER_LANCZOS4)
         return bgr_up
@@ -83,4 +84,4 @@ def make_background_upsampler(name: str, device: str = "cpu", half: bool = False
     if name == "realesrgan":
         return RealESRGANBackground(device=device, half=half)
     flag = INTERPOLATION[name]
-    return lambda bgr, size: cv2.resize(bgr, size, interpolation=flag).clip(0, 1)
+    return lambda bgr, size: cv2.resize(bgr, size, interpolation=flag)

@@ -9,6 +9,7 @@ the FFHQ alignment template) in the same :class:`Face` format.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -60,10 +61,41 @@ class RetinaFaceDetector:
                     module.negative_slope = 0.0
         self.net.eval()
 
-    def detect(self, bgr: np.ndarray) -> list[Face]:
+    def detect(self, bgr: np.ndarray, nms_threshold: float = 0.4) -> list[Face]:
+        """facexlib's ``RetinaFace.detect_faces`` at the image's own size, with the anchors of
+        :func:`retinaface_priors`."""
+        from facexlib.detection.retinaface_utils import decode, decode_landm
+        from torchvision.ops import nms
+
+        h, w = bgr.shape[:2]
+        net, device = self.net, self.net.device
         with torch.inference_mode():
-            rows = self.net.detect_faces(bgr, conf_threshold=self.threshold)
-        return [Face(r[:4].copy(), float(r[4]), r[5:15].reshape(5, 2).copy()) for r in rows]
+            x = torch.from_numpy(bgr.astype(np.float32).transpose(2, 0, 1))[None].to(device) - net.mean_tensor
+            loc, conf, points = net(x)
+            priors = retinaface_priors(net.cfg, h, w).to(device)
+            boxes = decode(loc[0], priors, net.cfg["variance"]) * torch.tensor([w, h] * 2, device=device)
+            points = decode_landm(points[0], priors, net.cfg["variance"]) * torch.tensor([w, h] * 5, device=device)
+            scores = conf[0, :, 1]
+            sure = scores > self.threshold
+            boxes, points, scores = boxes[sure].cpu(), points[sure].cpu(), scores[sure].cpu()
+            keep = nms(boxes, scores, nms_threshold).numpy()
+        return [Face(boxes[i].numpy().copy(), float(scores[i]), points[i].numpy().reshape(5, 2).copy()) for i in keep]
+
+
+def retinaface_priors(cfg: dict, height: int, width: int) -> torch.Tensor:
+    """RetinaFace's anchors (centre x, y, width, height, as fractions of the image) for an image of
+    this size, in the order of its outputs: facexlib's ``PriorBox``, which builds them in a Python
+    loop (40 % of the detection time on a 1600 px photo), vectorised."""
+    levels = []
+    for step, sizes in zip(cfg["steps"], cfg["min_sizes"]):
+        rows, cols = math.ceil(height / step), math.ceil(width / step)
+        cy, cx = np.meshgrid((np.arange(rows) + 0.5) * step / height, (np.arange(cols) + 0.5) * step / width,
+                             indexing="ij")
+        centres = np.repeat(np.stack([cx.ravel(), cy.ravel()], axis=1), len(sizes), axis=0)
+        extents = np.tile([[size / width, size / height] for size in sizes], (rows * cols, 1))
+        levels.append(np.hstack([centres, extents]))
+    priors = torch.from_numpy(np.concatenate(levels)).float()
+    return priors.clamp_(0, 1) if cfg["clip"] else priors
 
 
 class MTCNNDetector:

@@ -1,6 +1,12 @@
-"""``mpcnet restore``'s pipeline: read → detect → align to the FFHQ template → restore in batches
-(faces from several photos share a batch) → paste back with a soft mask → upscale the background
-→ write atomically. Every stage is timed (:class:`StageTimer`) for the benchmark."""
+"""``mpcnet restore``'s pipeline: read → detect (on reduced copies) → align to the FFHQ template →
+restore in batches (faces from several photos share a batch) → paste back with a soft mask → upscale
+the background → write atomically. Every stage is timed (:class:`StageTimer`) for the benchmark.
+
+Memory is bounded per photo, not per batch: a photo's pixels stay in its own sample type (uint8 or
+uint16; only the regions around faces become float32), and while its faces wait for the network
+behind a newer photo its pixels are let go and read again when it is finished. So at most two
+decoded inputs (the newest, the one being finished) and one output are alive at a time, whatever
+the batch size."""
 from __future__ import annotations
 
 import time
@@ -17,8 +23,8 @@ from facexlib.utils.face_restoration_helper import get_center_face
 from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.background import make_background_upsampler
-from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.draw import draw_faces
+from mpcnet.restoration.multiscale import detect_multiscale
 from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, UnsafeOutputError, check_not_input,
@@ -149,8 +155,8 @@ class _Photo:
 
     source: Path
     output: Path
-    image: LoadedImage
-    pixels: np.ndarray  # float32 BGR in [0, 1]
+    image: LoadedImage | None  # None while let go (:meth:`RestorePipeline._reload` reads it again)
+    shape: tuple  # the decoded colour's (height, width, 3)
     single_channel: bool
     crops: list
     affines: list
@@ -190,13 +196,16 @@ class RestorePipeline:
 
     # -- the stages ---------------------------------------------------------------------------
     def memory_needed(self, width: int, height: int) -> int:
-        """Bytes one photo holds at its peak: the decoded input (up to 16 bits) and its float32
-        copy, three float32 copies of the output (canvas, clipped, encoded), two more with
-        --save-comparison, and Real-ESRGAN's float32 ×2 result before it is resized."""
+        """Bytes one photo holds at its peak, counted at 16 bits per sample (the header does not
+        say): the decoded input, two copies of the output (canvas, encoded), two more with
+        --save-comparison; aligned faces' float32 copy; Real-ESRGAN's float32 input and ×2 result,
+        twice (ours and its own tensors)."""
         opts = self.options
         pixels = width * height
-        need = pixels * 3 * (2 + 4) + pixels * opts.upscale ** 2 * 3 * 4 * (5 if opts.save_comparison else 3)
-        return need + (pixels * 4 * 3 * 4 if opts.bg_upsampler == "realesrgan" and not opts.aligned else 0)
+        need = pixels * 3 * 2 + pixels * opts.upscale ** 2 * 3 * 2 * (4 if opts.save_comparison else 2)
+        if opts.aligned:
+            return need + pixels * 3 * 4
+        return need + (pixels * 3 * 4 * (1 + 4) * 2 if opts.bg_upsampler == "realesrgan" else 0)
 
     def _check_size(self, width: int, height: int) -> None:
         """Refuse, before decoding, a photo whose output is over --max-pixels or that needs more
@@ -216,26 +225,36 @@ class RestorePipeline:
         with self.timer("read"):
             image = read_image(source, opts.max_pixels, self._check_size)
             single = image.mode in _SINGLE_CHANNEL_MODES
-            pixels = image.float_bgr()
         if opts.aligned:
             with self.timer("align"):
+                pixels = image.float_bgr()
                 crop = cv2.resize(pixels, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA
                                   if min(pixels.shape[:2]) > FACE_SIZE else cv2.INTER_CUBIC)
-            return _Photo(source, output, image, pixels, single, [crop], [None])
+            return _Photo(source, output, image, image.bgr.shape, single, [crop], [None])
         with self.timer("detect"):
             bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
-            faces = detect_faces(self.detector, bgr8)
+            faces = detect_multiscale(self.detector, bgr8)
             if opts.only_center_face and len(faces) > 1:
                 h, w = bgr8.shape[:2]
                 faces = [faces[get_center_face([f.box for f in faces], h, w)[1]]]
-        return self._align(source, output, image, pixels, faces)
+        return self._align(source, output, image, faces)
 
-    def _align(self, source: Path, output: Path, image: LoadedImage, pixels: np.ndarray, faces: list) -> _Photo:
+    def _align(self, source: Path, output: Path, image: LoadedImage, faces: list) -> _Photo:
         """The aligned crops of detected ``faces`` (also the entry point of video frames)."""
         with self.timer("align"):
-            aligned = [align_face(pixels, f.landmarks) for f in faces]
-        return _Photo(source, output, image, pixels, image.mode in _SINGLE_CHANNEL_MODES, [c for c, _ in aligned],
-                      [a for _, a in aligned], faces=faces)
+            aligned = [align_face(image.bgr, f.landmarks) for f in faces]
+        return _Photo(source, output, image, image.bgr.shape, image.mode in _SINGLE_CHANNEL_MODES,
+                      [c for c, _ in aligned], [a for _, a in aligned], faces=faces)
+
+    def _reload(self, photo: _Photo) -> LoadedImage:
+        """The photo's pixels, read again when they were let go while its faces waited."""
+        if photo.image is None:
+            with self.timer("read"):
+                image = read_image(photo.source, self.options.max_pixels)
+            if image.bgr.shape != photo.shape:
+                raise ImageReadError("the file changed while its faces were being restored")
+            photo.image = image
+        return photo.image
 
     def _masks(self, photo: _Photo) -> list[np.ndarray]:
         """Paste masks: from the network's own parsing prior when it has one, else from the
@@ -250,32 +269,35 @@ class RestorePipeline:
         return [mask if mask.mean() >= 0.01 else cv2.resize(self._ellipse, mask.shape[::-1]) for mask in masks]
 
     def _compose(self, photo: _Photo) -> np.ndarray:
-        """Background upscaled, faces pasted; float32 BGR in [0, 1] at the output size."""
+        """Background upscaled, faces pasted: BGR at the output size in the photo's sample type
+        (uint8 or uint16); only each face's box is blended in float32."""
         opts = self.options
-        h, w = photo.pixels.shape[:2]
+        image = self._reload(photo)
+        h, w = photo.shape[:2]
         size = (w * opts.upscale, h * opts.upscale)
         if opts.aligned:
             with self.timer("paste"):
-                return cv2.resize(photo.restored[0], size, interpolation=cv2.INTER_AREA
-                                  if size[0] < FACE_SIZE else cv2.INTER_CUBIC).clip(0, 1)
+                return self._to_dtype(photo, cv2.resize(photo.restored[0], size, interpolation=cv2.INTER_AREA
+                                                        if size[0] < FACE_SIZE else cv2.INTER_CUBIC).clip(0, 1))
         with self.timer("background"):
-            canvas = photo.pixels.copy() if self._background is None or opts.upscale == 1 else \
-                self._background(photo.pixels, size)
+            if self._background is None or opts.upscale == 1:  # pasted in place; the comparison needs a copy
+                canvas = image.bgr.copy() if opts.save_comparison else image.bgr
+            else:
+                canvas = self._background(image.bgr, size)
         with self.timer("paste"):
             for face, mask, affine in zip(photo.restored, self._masks(photo), photo.affines):
                 paste_face(canvas, face, mask, inverse_affine(affine, opts.upscale))
             if opts.draw_box:
                 draw_faces(canvas, photo.faces, opts.upscale)
-            return canvas.clip(0, 1)
+            return canvas
 
     def _encode(self, photo: _Photo, bgr: np.ndarray) -> np.ndarray:
-        """float32 BGR → the input's mode: gray stays gray, alpha kept (upscaled), 16 bits kept."""
+        """Composed BGR → the input's mode: gray stays gray, alpha kept (upscaled), 16 bits kept."""
         image, opts = photo.image, self.options
         out = bgr
         if image.gray:
             gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
             out = gray if photo.single_channel and image.alpha is None else cv2.merge([gray] * 3)
-        out = self._to_dtype(photo, out)
         if image.alpha is not None and photo.output.suffix.lower() not in (".jpg", ".jpeg", ".bmp"):
             alpha = cv2.resize(image.alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR) \
                 if opts.upscale != 1 else image.alpha
@@ -307,9 +329,9 @@ class RestorePipeline:
                         write_image(path, self._to_dtype(photo, img), overwrite=opts.overwrite)
             if opts.save_comparison:
                 h, w = composed.shape[:2]
-                before = cv2.resize(photo.pixels, (w, h), interpolation=cv2.INTER_NEAREST)
-                write_image(self.output_path(photo.source, root, out_dir, "cmp"),
-                            self._to_dtype(photo, np.hstack([before, composed])), overwrite=opts.overwrite)
+                before = cv2.resize(photo.image.bgr, (w, h), interpolation=cv2.INTER_NEAREST)
+                write_image(self.output_path(photo.source, root, out_dir, "cmp"), np.hstack([before, composed]),
+                            overwrite=opts.overwrite)
         if opts.aligned:
             return ImageResult(str(photo.source), "restored", str(photo.output), 1, self._notes(photo))
         if faces == 0:
@@ -319,7 +341,7 @@ class RestorePipeline:
 
     @staticmethod
     def _to_dtype(photo: _Photo, bgr: np.ndarray) -> np.ndarray:
-        """float32 [0, 1] → the input's sample type, colour as is (face crops, comparisons)."""
+        """float32 [0, 1] → the input's sample type, colour as is (face crops, aligned outputs)."""
         return np.rint(bgr * photo.image.max_value).astype(photo.image.bgr.dtype)
 
     # -- the batch loop -------------------------------------------------------------------------
@@ -371,10 +393,10 @@ class RestorePipeline:
                     continue
                 try:
                     record(self._finish(photo, out_dir, root))
-                except (OSError, ValueError, cv2.error) as exc:
+                except (OSError, ValueError, ImageReadError, cv2.error) as exc:
                     record(ImageResult(str(photo.source), "failed", None, 0, str(exc).splitlines()[0]))
                 except MemoryError:  # the last resort behind _check_size's estimate
-                    h, w = photo.pixels.shape[:2]
+                    h, w = photo.shape[:2]
                     record(ImageResult(str(photo.source), "failed", None, 0, f"out of memory composing the "
                                        f"{w * opts.upscale}×{h * opts.upscale} output (lower --upscale)"))
 
@@ -399,6 +421,9 @@ class RestorePipeline:
                         record(ImageResult(str(source), "failed", str(output), 0,
                                            f"{output} exists (use --overwrite to replace it or --skip-existing)"))
                     continue
+                if not opts.aligned:  # the waiting photos' pixels go, to be read again when finished
+                    for waiting in pending:
+                        waiting.image = None
                 try:
                     photo = self._prepare(source, output)
                 except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch

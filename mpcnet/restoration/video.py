@@ -186,7 +186,7 @@ class VideoRestorer:
                     if on_photo:
                         on_photo(photo)
                     with pipe.timer("write"):
-                        frame = bgr_to_frame(np.rint(bgr * 255).astype(np.uint8), vout.pix_fmt)
+                        frame = bgr_to_frame(bgr, vout.pix_fmt)
                         frame.pts, frame.time_base = pts, time_base
                         out.mux(vout.encode(frame))
                     counts["frames"] += 1
@@ -212,7 +212,7 @@ class VideoRestorer:
                     with pipe.timer("detect"):
                         faces = tracker(bgr)
                     image = LoadedImage(bgr=bgr, alpha=None, gray=False, path=source, mode="RGB")
-                    photo = pipe._align(source, output, image, image.float_bgr(), faces)
+                    photo = pipe._align(source, output, image, faces)
                     pending.append((photo, pts, time_base))
                     queue.extend((photo, i) for i in range(len(photo.crops)))
                     drain(flush=False)

@@ -9,16 +9,24 @@ def format_bytes(n: int) -> str:
     return f"{n / 2 ** 20:.1f} MiB" if n < 2 ** 30 else f"{n / 2 ** 30:.1f} GiB"
 
 
-def available_bytes() -> int | None:
-    """Memory a new allocation can get without swapping: Linux's ``MemAvailable`` (free memory plus
-    reclaimable cache), else the free physical pages; None where neither is known."""
+def _proc_bytes(path: str, key: str) -> int | None:
+    """The ``key:  N kB`` line of a Linux /proc file, in bytes; None where there is none."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def available_bytes() -> int | None:
+    """Memory a new allocation can get without swapping: Linux's ``MemAvailable`` (free memory plus
+    reclaimable cache), else the free physical pages; None where neither is known."""
+    available = _proc_bytes("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -39,13 +47,9 @@ def reset_peak_rss() -> bool:
 def peak_rss_bytes() -> int:
     """This process's peak resident memory since :func:`reset_peak_rss` (or since it started):
     Linux's ``VmHWM``, else ``getrusage``'s ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    peak = _proc_bytes("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak
     import resource
     import sys
 

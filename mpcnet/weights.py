@@ -1,7 +1,8 @@
 """The weights registry: ``weights.yaml`` lists every model file the toolkit can use.
 
 Files are looked up in ``$MPCNET_WEIGHTS_DIR`` first, then ``~/.cache/mpcnet/weights``, then (for
-files the project ships) the repository path named by the entry's ``bundled`` key. A file is
+entries marked ``bundled``) in the package's own ``bundled/`` folder. ``weights.yaml`` and the bundled
+files are package data, so a wheel install finds them as a source checkout does. A file is
 only ever used after its sha256 matches the registry; an entry whose sha256 is ``unknown`` is
 refused until the user pins one (``mpcnet weights pin``). Nothing downloads unless asked
 (``mpcnet weights fetch``).
@@ -18,7 +19,8 @@ import yaml
 
 from mpcnet.utils.files import write_bytes_atomic
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_FILE = Path(__file__).with_name("weights.yaml")
+BUNDLED_DIR = Path(__file__).with_name("bundled")
 UNKNOWN = "unknown"
 
 
@@ -30,12 +32,12 @@ class WeightsError(Exception):
 class WeightEntry:
     name: str
     file: str
-    url: str | None  # None: ships in the repository only (``bundled``)
+    url: str | None  # None: ships with the package only (``bundled``)
     sha256: str
     size: int | None
     licence: str
     purpose: str
-    bundled: str | None = None
+    bundled: bool = False  # the file is in BUNDLED_DIR
 
     @property
     def pinned_sha256(self) -> str:
@@ -63,8 +65,8 @@ def load_pins() -> dict[str, str]:
 
 
 def registry_file() -> Path:
-    """``weights.yaml`` at the repository root, or ``$MPCNET_WEIGHTS_YAML``."""
-    return Path(os.environ.get("MPCNET_WEIGHTS_YAML", REPO_ROOT / "weights.yaml"))
+    """The package's ``weights.yaml``, or ``$MPCNET_WEIGHTS_YAML``."""
+    return Path(os.environ.get("MPCNET_WEIGHTS_YAML", REGISTRY_FILE))
 
 
 def load_registry() -> dict[str, WeightEntry]:
@@ -91,8 +93,15 @@ def locate(entry: WeightEntry) -> Path | None:
     """The first existing copy of ``entry``'s file, or None."""
     candidates = [d / entry.file for d in search_dirs()]
     if entry.bundled:
-        candidates.append(REPO_ROOT / entry.bundled)
+        candidates.append(BUNDLED_DIR / entry.file)
     return next((p for p in candidates if p.is_file()), None)
+
+
+def locations() -> dict:
+    """Where this install keeps model files: the registry, the folders searched in order (the bundled
+    folder last, for ``bundled`` entries) and the user's pins."""
+    return {"registry": str(registry_file()), "search": [str(d) for d in search_dirs()],
+            "bundled": str(BUNDLED_DIR), "pins": str(pins_file())}
 
 
 def verify(entry: WeightEntry, path: Path) -> None:
@@ -152,7 +161,7 @@ def fetch(name: str, progress=None) -> Path:
     """
     entry = get_entry(name)
     if entry.url is None:
-        raise WeightsError(f"'{name}' ships with the repository ({entry.bundled}); there is nothing to download")
+        raise WeightsError(f"'{name}' ships with mpcnet ({BUNDLED_DIR / entry.file}); there is nothing to download")
     existing = locate(entry)
     if existing is not None and entry.pinned_sha256 != UNKNOWN and sha256_of(existing) == entry.pinned_sha256:
         return existing

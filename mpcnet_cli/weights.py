@@ -69,9 +69,28 @@ def pin(name: str = typer.Argument(..., help="An entry whose sha256 is 'unknown'
 
 
 @app.command()
-def path(name: str = typer.Argument(..., help="A name from 'mpcnet weights list'.")) -> None:
-    """Print the verified local path of a model file (for scripts); fails if absent or unverified."""
+def path(name: Optional[str] = typer.Argument(None, help="A name from 'mpcnet weights list'; "
+                                              "without it, where this install keeps model files."),
+         as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Print the verified local path of a model file (for scripts); fails if absent or unverified.
+
+    Without NAME: where this install (source checkout or pip install) keeps
+    model files: the registry weights.yaml, the folders searched in order
+    ($MPCNET_WEIGHTS_DIR, the user cache), the bundled models' folder
+    (searched last) and the pins file."""
+    if name is None:
+        where = registry.locations()
+        if as_json:
+            emit_json(where)
+            return
+        console.print(f"registry: {where['registry']}\nsearched: {', '.join(where['search'])}\n"
+                      f"bundled:  {where['bundled']}\npins:     {where['pins']}", markup=False, highlight=False)
+        return
     try:
-        typer.echo(registry.resolve(name))
+        found = registry.resolve(name)
     except registry.WeightsError as exc:
         fail(str(exc))
+    if as_json:
+        emit_json({"name": name, "path": found})
+    else:
+        typer.echo(found)

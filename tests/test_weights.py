@@ -7,7 +7,7 @@ import yaml
 
 from mpcnet import weights
 from mpcnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from tests.conftest import SHARED_WEIGHTS, shared_file
+from tests.conftest import REPO, SHARED_WEIGHTS, shared_file
 
 
 def _registry(tmp_path, monkeypatch, **entry):
@@ -29,12 +29,12 @@ def test_shared_yunet_resolves_and_verifies():
     assert weights.resolve("yunet") == SHARED_WEIGHTS / "face_detection_yunet.onnx"
 
 
-def test_bundled_model_resolves_from_the_repository_and_is_not_fetched(monkeypatch, tmp_path):
+def test_bundled_model_resolves_from_the_package_and_is_not_fetched(monkeypatch, tmp_path):
     monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path))
     path = weights.resolve("mpcnet-tiny")
-    assert path == weights.REPO_ROOT / "weights" / "mpcnet_tiny128.pth"
+    assert path == REPO / "mpcnet" / "bundled" / "mpcnet_tiny128.pth"
     assert path.stat().st_size <= 20 * 2**20
-    with pytest.raises(weights.WeightsError, match="ships with the repository"):
+    with pytest.raises(weights.WeightsError, match="ships with mpcnet"):
         weights.fetch("mpcnet-tiny")
 
 

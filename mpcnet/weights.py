@@ -1,8 +1,8 @@
 """The weights registry: ``weights.yaml`` lists every model file the toolkit can use.
 
 Files are looked up in ``$MPCNET_WEIGHTS_DIR`` first, then ``~/.cache/mpcnet/weights``, then (for
-entries marked ``bundled``) in the package's own ``bundled/`` folder. ``weights.yaml`` and the bundled
-files are package data, so a wheel install finds them as a source checkout does. A file is
+entries marked ``bundled``) in the checkout's ``weights/`` folder, or the wheel's copy of it. ``weights.yaml``
+and the bundled files ship in the wheel, so a wheel install finds them as a source checkout does. A file is
 only ever used after its sha256 matches the registry; an entry whose sha256 is ``unknown`` is
 refused until the user pins one (``mpcnet weights pin``). Nothing downloads unless asked
 (``mpcnet weights fetch``).
@@ -19,8 +19,12 @@ import yaml
 
 from mpcnet.utils.files import write_bytes_atomic
 
-REGISTRY_FILE = Path(__file__).with_name("weights.yaml")
-BUNDLED_DIR = Path(__file__).with_name("bundled")
+# A source checkout keeps the registry and the bundled models at its top level (weights.yaml, weights/);
+# a wheel carries copies of them in the package's bundled/ folder (setup.py puts them there).
+_WHEEL_DATA = Path(__file__).with_name("bundled")
+_CHECKOUT = Path(__file__).resolve().parents[1]
+REGISTRY_FILE, BUNDLED_DIR = ((_WHEEL_DATA / "weights.yaml", _WHEEL_DATA) if (_WHEEL_DATA / "weights.yaml").is_file()
+                              else (_CHECKOUT / "weights.yaml", _CHECKOUT / "weights"))
 UNKNOWN = "unknown"
 
 

@@ -201,7 +201,7 @@ def test_disk_full_fails_the_file_with_no_partial_output(faces, tmp_path, tiny_w
 
 def torch_file(tmp_path, kind):
     path = tmp_path / f"{kind}.pth"
-    good = (REPO / "mpcnet" / "bundled" / "mpcnet_tiny128.pth").read_bytes()
+    good = (REPO / "weights" / "mpcnet_tiny128.pth").read_bytes()
     if kind == "random":
         path.write_bytes(np.random.default_rng(0).bytes(4096))
     elif kind == "truncated":

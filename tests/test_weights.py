@@ -32,7 +32,7 @@ def test_shared_yunet_resolves_and_verifies():
 def test_bundled_model_resolves_from_the_package_and_is_not_fetched(monkeypatch, tmp_path):
     monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path))
     path = weights.resolve("mpcnet-tiny")
-    assert path == REPO / "mpcnet" / "bundled" / "mpcnet_tiny128.pth"
+    assert path == REPO / "weights" / "mpcnet_tiny128.pth"
     assert path.stat().st_size <= 20 * 2**20
     with pytest.raises(weights.WeightsError, match="ships with mpcnet"):
         weights.fetch("mpcnet-tiny")

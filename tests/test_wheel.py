@@ -63,8 +63,8 @@ def test_wheel_holds_the_package_and_its_data_only(wheel):
     assert all(n.split("/")[0] in ("mpcnet", "mpcnet_cli") or n.split("/")[0].endswith(".dist-info")
                for n in names), sorted({n.split("/")[0] for n in names})
     assert "mpcnet/__init__.py" in names and "mpcnet_cli/__init__.py" in names
-    assert {"mpcnet/weights.yaml", "mpcnet/published_tables.yaml"} <= set(names)
-    registry = yaml.safe_load(zipfile.ZipFile(wheel).read("mpcnet/weights.yaml"))["weights"]
+    assert {"mpcnet/bundled/weights.yaml", "mpcnet/published_tables.yaml"} <= set(names)
+    registry = yaml.safe_load(zipfile.ZipFile(wheel).read("mpcnet/bundled/weights.yaml"))["weights"]
     bundled = [e for e in registry if e.get("bundled")]
     assert {e["name"] for e in bundled} >= {"mpcnet-s256", "mpcnet-tiny"}
     for entry in bundled:

@@ -1,0 +1,89 @@
+"""Loading model files: which weights a checkpoint yields, the network it rebuilds, and the one-line
+reason for each kind of bad file; the registry verifies sha256 byte for byte."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import pytest
+import torch
+
+from mpcnet.archs.mpcnet_arch import MPCNet
+from mpcnet.checkpoint import (CheckpointError, build_network, load_checkpoint, load_error_detail, save_checkpoint,
+                               state_dict_of)
+from mpcnet.weights import WeightEntry, WeightsError, sha256_of, verify
+
+SMALL64 = dict(out_size=64, num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32, parse_res_depth=1)
+
+
+def test_state_dict_prefers_ema_then_params_then_a_bare_dict():
+    ema, params = {"w": torch.ones(1)}, {"w": torch.zeros(1)}
+    assert state_dict_of({"params": params, "params_ema": ema}) is ema
+    assert state_dict_of({"params": params, "iter": 3}) is params
+    bare = {"a": torch.ones(2), "b": torch.zeros(2)}
+    assert state_dict_of(bare) is bare
+    with pytest.raises(CheckpointError, match=r"no network weights in checkpoint \(keys: \['iter', 'net'\]\)"):
+        state_dict_of({"net": {}, "iter": 1})
+
+
+def test_build_network_rebuilds_the_recorded_architecture(tmp_path):
+    torch.manual_seed(0)
+    net = MPCNet(**SMALL64).eval()
+    save_checkpoint({"params": net.state_dict(), "arch": net.arch_config}, tmp_path / "n.pth")
+    ckpt = load_checkpoint(tmp_path / "n.pth")
+    rebuilt = build_network(ckpt)
+    assert isinstance(rebuilt, MPCNet) and not rebuilt.training
+    assert ckpt["arch"]["type"] == "MPCNet"  # the checkpoint is not consumed
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), net(x))
+    with pytest.raises(CheckpointError, match="does not record its architecture"):
+        build_network({"params": net.state_dict()})
+    with pytest.raises(RuntimeError, match="Missing key"):  # strict: every weight must be there
+        build_network({"params": {}, "arch": net.arch_config})
+
+
+class Gadget:
+    """Any object whose unpickling would import and run Python code."""
+
+
+def test_each_kind_of_bad_file_has_its_reason(tmp_path):
+    cases = {
+        "global.pth": (lambda p: torch.save({"x": Gadget()}, p), "could run code; refused"),
+        "pickle.pth": (lambda p: p.write_bytes(pickle.dumps({"a": 1})), "not a readable PyTorch checkpoint"),
+        "random.pth": (lambda p: p.write_bytes(bytes(range(256)) * 4), "not a readable PyTorch checkpoint"),
+        "text.pth": (lambda p: p.write_text("weights go here\n"), "not a readable PyTorch checkpoint"),
+    }
+    for name, (make, reason) in cases.items():
+        make(tmp_path / name)
+        with pytest.raises(CheckpointError, match=reason):
+            load_checkpoint(tmp_path / name)
+    whole = tmp_path / "whole.pth"
+    save_checkpoint({"params": {"w": torch.arange(1000.0)}}, whole)
+    (tmp_path / "cut.pth").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "cut.pth")
+    with pytest.raises(CheckpointError, match="cannot be read: No such file"):
+        load_checkpoint(tmp_path / "absent.pth")
+
+
+def test_load_error_detail_takes_the_informative_line():
+    exc = RuntimeError("Error(s) in loading state_dict for MPCNet:\n\tMissing key(s): \"a.weight\"\n\tmore")
+    assert load_error_detail(exc) == 'Missing key(s): "a.weight"'
+    assert load_error_detail(ValueError("one line only")) == "one line only"
+    assert load_error_detail(ValueError("x" * 500)) == "x" * 300
+
+
+def test_sha256_is_checked_byte_for_byte(tmp_path):
+    path = tmp_path / "m.pth"
+    data = bytearray(torch.randint(0, 256, (3 * 2**20 + 5,), generator=torch.Generator().manual_seed(0),
+                                   dtype=torch.uint8).numpy().tobytes())  # over several read blocks
+    path.write_bytes(bytes(data))
+    good = hashlib.sha256(bytes(data)).hexdigest()
+    assert sha256_of(path) == good
+    entry = WeightEntry(name="m", file="m.pth", url=None, sha256=good, size=len(data), licence="", purpose="")
+    verify(entry, path)
+    data[-1] ^= 1  # one bit of the last, partial block
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        verify(entry, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -160,9 +161,20 @@ while True:
 """
 
 
+def read_line(proc: subprocess.Popen, expected: bytes, seconds: float = 60) -> None:
+    """The child's next line is ``expected``, within ``seconds``; otherwise fail at once, saying so
+    (a bare ``readline`` would block until the suite's timeout when the child stalls)."""
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    if not ready:
+        proc.kill()
+        pytest.fail(f"the checkpoint writer printed nothing for {seconds:.0f} s (expected {expected!r})")
+    line = proc.stdout.readline().strip()
+    assert line == expected, f"the checkpoint writer said {line!r}, expected {expected!r} (exit code {proc.poll()})"
+
+
 def start_saver(target: Path, mode: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(target), mode], stdout=subprocess.PIPE, cwd=REPO)
-    assert proc.stdout.readline().strip() == b"ready"
+    read_line(proc, b"ready")
     return proc
 
 
@@ -173,10 +185,11 @@ def assert_whole(target: Path) -> int:
     return n
 
 
+@pytest.mark.timeout(180)
 def test_checkpoint_killed_mid_write_leaves_previous_loadable(tmp_path):
     target = tmp_path / "net_g_latest.pth"
     proc = start_saver(target, "stall")
-    assert proc.stdout.readline().strip() == b"writing"  # new bytes on disk, not yet renamed
+    read_line(proc, b"writing")  # new bytes on disk, not yet renamed
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert list(tmp_path.glob(".net_g_latest.pth.*.part")), "the interrupted write leaves only a temp file"

@@ -70,7 +70,11 @@ def test_each_kind_of_bad_file_has_its_reason(tmp_path):
 def test_load_error_detail_takes_the_informative_line():
     exc = RuntimeError("Error(s) in loading state_dict for MPCNet:\n\tMissing key(s): \"a.weight\"\n\tmore")
     assert load_error_detail(exc) == 'Missing key(s): "a.weight"'
+    two = RuntimeError("Error(s) in loading state_dict for MPCNet:\n\tUnexpected key(s): \"b\"")
+    assert load_error_detail(two) == 'Unexpected key(s): "b"'
+    assert load_error_detail(RuntimeError("Error(s) in loading state_dict for X")) == "Error(s) in loading state_dict for X"
     assert load_error_detail(ValueError("one line only")) == "one line only"
+    assert load_error_detail(ValueError("")) == ""
     assert load_error_detail(ValueError("x" * 500)) == "x" * 300
 
 

@@ -127,3 +127,25 @@ def test_motion_kernel_is_a_centred_line(length, angle):
     assert (k * across ** 2).sum() < 0.3
     # a uniform segment between the centres of the end pixels (length L − 1) has variance (L − 1)²/12
     assert var_along == pytest.approx((length - 1) ** 2 / 12, rel=0.15)
+
+
+def test_params_from_csv_strings_have_the_right_types():
+    """A manifest row (all strings) gives ints for sizes, seeds and quality, None for no JPEG."""
+    row = {"kernel": "median", "kernel_size": "7", "sigma": "0.0", "angle": "0.0", "scale": "6.5", "noise": "3.0",
+           "jpeg_quality": "None", "seed": "12", "file": "a.png"}
+    p = DegradationParams.from_dict(row)
+    assert (type(p.kernel_size), type(p.seed), p.jpeg_quality, p.scale) == (int, int, None, 6.5)
+    assert DegradationParams.from_dict({**row, "jpeg_quality": "40"}).jpeg_quality == 40
+    partial = DegradationParams.from_dict({"scale": "4", "seed": "9"})  # missing keys keep their defaults
+    assert (partial.kernel, partial.scale, partial.seed) == ("none", 4.0, 9)
+
+
+def test_presets_fix_their_factor_and_leave_the_paper_ranges_alone():
+    from mpcnet.data.degradations import PAPER_RANGES, _fixed
+
+    before = {k: (list(v) if isinstance(v, list) else v) for k, v in PAPER_RANGES.items()}
+    fixed = _fixed(PAPER_RANGES, scale=8.0)
+    assert fixed["scale"] == 8.0 and {k: v for k, v in fixed.items() if k != "scale"} == \
+        {k: v for k, v in before.items() if k != "scale"}
+    fixed["kernels"].append("gaussian")  # a deep copy: changing a preset's lists leaves the paper's
+    assert PAPER_RANGES == before

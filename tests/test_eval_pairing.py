@@ -54,3 +54,19 @@ def test_scores_follow_the_right_partner(folders):
     assert 20 < per["b/001"]["psnr"] < 40 and per["b/001"]["ssim"] < 1  # blurred copy of the same face
     assert result.unpaired == {"restored_only": ["001", "only_restored"], "gt_only": ["only_gt"]}
     assert result.metrics["ssim"] == pytest.approx(np.mean([row["ssim"] for row in per.values()]))
+
+
+def test_sixteen_bit_files_score_as_their_8_bit_values(tmp_path, aligned_faces):
+    face = cv2.resize(cv2.imread(str(aligned_faces[0])), (64, 64), interpolation=cv2.INTER_AREA)
+    write(tmp_path / "gt", "f.png", face.astype(np.uint16) * 257)  # the same picture in 16 bits
+    write(tmp_path / "restored", "f.png", face)
+    result = score(tmp_path / "restored", tmp_path / "gt", metrics=["psnr"])
+    assert result.per_image["f"]["psnr"] == float("inf")
+
+
+def test_without_ground_truth_every_file_is_scored_alone(folders):
+    restored, _ = folders
+    result = score(restored, None, metrics=["psnr", "grad_ratio"])
+    assert (result.restored, result.gt) == (restored, None)
+    assert set(result.per_image) == set(index_folder(restored)) and not any(result.per_image.values())
+    assert result.skipped == {"psnr": "needs ground truth (--gt)", "grad_ratio": "needs ground truth (--gt)"}

@@ -97,6 +97,10 @@ def test_detail_ratio_is_the_sobel_energy_ratio(pair):
     assert grad_ratio(out, gt) == pytest.approx(energy(out) / energy(gt), rel=3e-3)
     assert grad_ratio(out, gt) < 1 < grad_ratio(gt, out)  # the blurred copy has less detail
     assert grad_ratio(np.zeros_like(gt), np.zeros_like(gt)) == 0.0  # flat GT: no division by zero
+    faint = np.zeros((32, 32, 3), np.float32)
+    faint[:, 16:] = 1 / 255  # one grey level of edge: mean gradient under 1
+    assert 0 < gradient_magnitude(faint) < 1
+    assert grad_ratio(gt, faint) == pytest.approx(gradient_magnitude(gt) / gradient_magnitude(faint))
 
 
 def test_parsing_iou_counts_by_hand():
@@ -111,3 +115,5 @@ def test_parsing_iou_counts_by_hand():
     assert mean_iou(m, classes=[1, 2]) == pytest.approx((2 / 4 + 2 / 3) / 2)
     assert math.isnan(mean_iou(m, classes=[3]))
     assert torch.equal(confusion(torch.from_numpy(pred), torch.from_numpy(ref), 4), m)
+    one = confusion(np.array([0, 0, 3]), np.array([0, 0, 3]), 4)  # class 3: a single pixel, right
+    assert class_iou(one)[3] == 1.0 and mean_iou(one) == 1.0

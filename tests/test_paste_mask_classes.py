@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, PARSE_FACE_CLASSES, parse_mask
+from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, PARSE_FACE_CLASSES, parse_mask, pasted_classes
 
 # facexlib's ParseNet (PSFRGAN) output order
 FACEXLIB_ORDER = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
@@ -24,6 +24,7 @@ KEPT_FROM_PHOTO = {"background", "hair", "hat", "neck", "cloth"}
 def test_pasted_classes_by_name(order, classes):
     assert PASTED | KEPT_FROM_PHOTO == set(order)
     assert {order[i] for i in classes} == PASTED
+    assert pasted_classes(tuple(order)) == tuple(sorted(order.index(name) for name in PASTED))
 
 
 @pytest.mark.parametrize("order,classes", [(FACEXLIB_ORDER, PARSE_FACE_CLASSES),

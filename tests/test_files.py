@@ -65,11 +65,14 @@ def test_list_images_folder_file_and_glob():
 
 
 def test_output_inside_input_is_refused(tmp_path):
-    with pytest.raises(UnsafeOutputError):
+    with pytest.raises(UnsafeOutputError, match="is inside the input folder .*read the outputs back"):
         check_output_location(tmp_path, tmp_path / "out")
-    with pytest.raises(UnsafeOutputError):
+    with pytest.raises(UnsafeOutputError, match="inside the input folder"):
         check_output_location(tmp_path, tmp_path)
     check_output_location(tmp_path / "in", tmp_path / "out")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(UnsafeOutputError, match="exists and is a file, not a folder"):
+        check_output_location(tmp_path / "in", tmp_path / "file")
 
 
 def test_single_file_or_flat_glob_may_write_beside_itself(tmp_path):
@@ -85,6 +88,8 @@ def test_single_file_or_flat_glob_may_write_beside_itself(tmp_path):
 def test_writing_onto_the_input_itself_is_refused(tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"x")
+    check_not_input(tmp_path / "other.jpg", photo)
+    (tmp_path / "other.jpg").write_bytes(b"y")  # an existing file that is not the input
     check_not_input(tmp_path / "other.jpg", photo)
     with pytest.raises(UnsafeOutputError, match="input file itself"):
         check_not_input(tmp_path / "." / "photo.jpg", photo)

@@ -63,14 +63,30 @@ def test_bytes_are_synced_before_the_rename(tmp_path, monkeypatch):
     assert events == ["fsync", "replace"]
 
 
-def test_write_image_refuses_to_overwrite_and_converts_16_bit(tmp_path):
-    target = tmp_path / "a.jpg"
-    write_image(target, np.full((8, 8, 3), 65535, np.uint16))
-    assert cv2.imread(str(target))[4, 4].tolist() == [255, 255, 255]  # 16 bits → 8 for JPEG
+@pytest.mark.parametrize("name", ["a.jpg", "b.JPEG", "c.webp", "d.bmp"])
+def test_8_bit_formats_get_16_bit_images_scaled_down(tmp_path, name):
+    write_image(tmp_path / name, np.full((8, 8, 3), 100 * 257 + 200, np.uint16))  # 100.8 on the 8-bit scale
+    back = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint8 and abs(int(back[4, 4, 0]) - 100) <= 1
+
+
+def test_write_image_refuses_to_overwrite_and_keeps_16_bit_png(tmp_path):
+    target = tmp_path / "a.png"
+    write_image(target, np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(FileExistsError, match="--overwrite"):
         write_image(target, np.zeros((8, 8, 3), np.uint8))
     png = write_image(tmp_path / "b.png", np.full((8, 8), 1000, np.uint16))
     assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED)[0, 0] == 1000  # PNG keeps 16 bits
+
+
+@pytest.mark.parametrize("name", ["q.jpg", "q.jpeg"])
+def test_jpeg_quality_is_the_one_asked_for(tmp_path, aligned_faces, name):
+    face = cv2.imread(str(aligned_faces[0]))
+    for quality in (95, 40):
+        path = write_image(tmp_path / f"{quality}{name}", face, jpeg_quality=quality)
+        assert path.read_bytes() == cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+    default = write_image(tmp_path / f"default{name}", face)
+    assert default.read_bytes() == (tmp_path / f"95{name}").read_bytes()  # 95 unless asked
 
 
 def test_stale_parts_of_a_killed_write_are_removed(tmp_path):

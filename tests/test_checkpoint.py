@@ -7,11 +7,12 @@ import pickle
 
 import pytest
 import torch
+import yaml
 
 from mpcnet.archs.mpcnet_arch import MPCNet
 from mpcnet.checkpoint import (CheckpointError, build_network, load_checkpoint, load_error_detail, save_checkpoint,
                                state_dict_of)
-from mpcnet.weights import WeightEntry, WeightsError, sha256_of, verify
+from mpcnet.weights import WeightEntry, WeightsError, fetch, sha256_of, verify
 
 SMALL64 = dict(out_size=64, num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32, parse_res_depth=1)
 
@@ -91,3 +92,29 @@ def test_sha256_is_checked_byte_for_byte(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="does not match the sha256"):
         verify(entry, path)
+
+
+def toy_registry(tmp_path, monkeypatch, url: str, sha256: str) -> None:
+    path = tmp_path / "weights.yaml"
+    path.write_text(yaml.safe_dump({"weights": [dict(name="toy", file="toy.bin", url=url, sha256=sha256, size=None,
+                                                     licence="MIT", purpose="test")]}))
+    monkeypatch.setenv("MPCNET_WEIGHTS_YAML", str(path))
+
+
+def test_fetch_keeps_a_verified_copy_and_replaces_a_wrong_one(tmp_path, monkeypatch):
+    remote = tmp_path / "remote.bin"
+    remote.write_bytes(b"model bytes" * 1000)
+    good = hashlib.sha256(remote.read_bytes()).hexdigest()
+    monkeypatch.setenv("MPCNET_CACHE_DIR", str(tmp_path / "deep" / "cache"))  # parents created on demand
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path / "shared"))
+    (tmp_path / "shared").mkdir()
+    toy_registry(tmp_path, monkeypatch, (tmp_path / "absent.bin").as_uri(), good)
+    (tmp_path / "shared" / "toy.bin").write_bytes(remote.read_bytes())
+    assert fetch("toy") == tmp_path / "shared" / "toy.bin"  # verified local copy: no download tried
+    (tmp_path / "shared" / "toy.bin").write_bytes(b"stale")
+    with pytest.raises(WeightsError, match="could not download 'toy'"):  # a wrong copy is not used
+        fetch("toy")
+    toy_registry(tmp_path, monkeypatch, remote.as_uri(), good)
+    got = fetch("toy")
+    assert got == tmp_path / "deep" / "cache" / "weights" / "toy.bin" and got.read_bytes() == remote.read_bytes()
+    assert sorted(p.name for p in got.parent.iterdir()) == ["toy.bin"]  # no .part left

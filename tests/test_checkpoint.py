@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 
 import pytest
 import torch
@@ -118,3 +119,34 @@ def test_fetch_keeps_a_verified_copy_and_replaces_a_wrong_one(tmp_path, monkeypa
     got = fetch("toy")
     assert got == tmp_path / "deep" / "cache" / "weights" / "toy.bin" and got.read_bytes() == remote.read_bytes()
     assert sorted(p.name for p in got.parent.iterdir()) == ["toy.bin"]  # no .part left
+
+
+def test_registry_lookup_places_and_messages(tmp_path, monkeypatch):
+    from mpcnet import weights
+
+    monkeypatch.delenv("MPCNET_CACHE_DIR")
+    monkeypatch.delenv("MPCNET_WEIGHTS_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert weights.cache_dir() == tmp_path / "home" / ".cache" / "mpcnet"
+    assert weights.search_dirs() == [tmp_path / "home" / ".cache" / "mpcnet" / "weights"]
+    assert weights.pins_file() == tmp_path / "home" / ".cache" / "mpcnet" / "pins.yaml"
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path / "w"))
+    path = tmp_path / "weights.yaml"
+    entries = [dict(name=n, file=f"{n}.bin", url="https://example.org/x", sha256=s, size=None, licence="MIT",
+                    purpose="t") for n, s in (("zeta", "unknown"), ("alpha", "ab" * 32))]
+    path.write_text(yaml.safe_dump({"weights": entries}))
+    monkeypatch.setenv("MPCNET_WEIGHTS_YAML", str(path))
+    with pytest.raises(WeightsError, match=r"^unknown weights 'nope'; known: alpha, zeta$"):
+        weights.get_entry("nope")
+    where = f"{tmp_path / 'w'} or {tmp_path / 'home' / '.cache' / 'mpcnet' / 'weights'}"
+    with pytest.raises(WeightsError, match=re.escape(f"'alpha' (alpha.bin) is not in {where}. Download it with")):
+        weights.resolve("alpha")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "alpha.bin").write_bytes(b"other")
+    actual = hashlib.sha256(b"other").hexdigest()
+    with pytest.raises(WeightsError, match=re.escape(f"(expected {'ab' * 8}…, got {actual[:16]}…)")):
+        weights.resolve("alpha")
+    with pytest.raises(WeightsError, match=r"^'alpha' is already pinned by weights.yaml$"):
+        weights.pin("alpha")
+    with pytest.raises(WeightsError, match=r"^no local copy of 'zeta' to pin; give --sha256$"):
+        weights.pin("zeta")

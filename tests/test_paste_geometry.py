@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mpcnet.restoration.align import FFHQ_TEMPLATE_512, align_face, face_affine, inverse_affine
-from mpcnet.restoration.paste import paste_face
+from mpcnet.restoration.paste import ellipse_mask, paste_face
 
 CROP = 128
 
@@ -68,9 +68,34 @@ def test_soft_mask_blends_linearly_and_clips_at_the_border(photo):
     shift_left = np.float32([[1, 0, -40], [0, 1, -30]])  # the crop's top-left quarter lands in the canvas
     canvas = base.copy()
     paste_face(canvas, face, np.full((CROP, CROP), 0.25, np.float32), shift_left)
-    # 0.2 + 0.25·(0.6 − 0.2) where the crop covers, 0.2 elsewhere
-    np.testing.assert_allclose(canvas[5:60, 5:80], 0.3, atol=1e-6)
-    far = np.float32([[1, 0, 500], [0, 1, 0]])  # entirely off the canvas: nothing changes
-    untouched = base.copy()
-    paste_face(untouched, face, np.ones((CROP, CROP), np.float32), far)
-    assert np.array_equal(untouched, base)
+    # 0.2 + 0.25·(0.6 − 0.2) wherever the crop covers: the whole canvas, first row and column included
+    np.testing.assert_allclose(canvas, 0.3, atol=1e-6)
+    for off in ([[1, 0, 500], [0, 1, 0]], [[1, 0, 80], [0, 1, 0]], [[1, 0, 0], [0, 1, 60]]):
+        untouched = base.copy()  # entirely off the canvas (or just touching its edge): nothing changes
+        paste_face(untouched, face, np.ones((CROP, CROP), np.float32), np.float32(off))
+        assert np.array_equal(untouched, base)
+
+
+def test_outside_the_photo_is_filled_grey():
+    """A face at the photo's corner: the crop's part beyond the photo is BORDER_GRAY, not black."""
+    white = np.ones((200, 200, 3), np.float32)
+    crop, _ = align_face(white, placed_landmarks(1.0, 0.0, (20.0, 20.0)), CROP)
+    assert np.allclose(crop[2, 2], (0.53, 0.52, 0.52)) and np.allclose(crop[-3, -3], 1.0)
+
+
+@pytest.mark.parametrize("degrees", [30.0, 120.0, 210.0, 300.0])
+def test_paste_matches_a_whole_canvas_warp_at_any_rotation(photo, degrees):
+    """Only the face's bounding box is warped; the result equals warping face and mask over the
+    whole canvas (each corner of the crop is the box's extreme at one of these rotations)."""
+    h, w = photo.shape[:2]
+    crop, affine = align_face(photo, placed_landmarks(0.6, degrees, (150.0, 120.0)), CROP)
+    inverse = inverse_affine(affine, 2)
+    mask = ellipse_mask(CROP)
+    mask[:4], mask[-4:], mask[:, :4], mask[:, -4:] = 0, 0, 0, 0  # as parse_mask: nothing pasted from the crop's edge
+    canvas = cv2.resize(photo, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    face = np.ascontiguousarray(crop[::-1])  # a different picture than the canvas holds there
+    a = cv2.warpAffine(mask, inverse, (2 * w, 2 * h), flags=cv2.INTER_LINEAR)[..., None]
+    f = cv2.warpAffine(face, inverse, (2 * w, 2 * h), flags=cv2.INTER_LINEAR)
+    expected = canvas + a * (f - canvas)
+    paste_face(canvas, face, mask, inverse)
+    assert np.abs(canvas - expected).max() < 5e-3  # OpenCV interpolates at 1/32 px: offsets round differently

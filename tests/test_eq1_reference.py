@@ -149,3 +149,61 @@ def test_presets_fix_their_factor_and_leave_the_paper_ranges_alone():
         {k: v for k, v in before.items() if k != "scale"}
     fixed["kernels"].append("gaussian")  # a deep copy: changing a preset's lists leaves the paper's
     assert PAPER_RANGES == before
+
+
+@pytest.mark.parametrize("p", [DegradationParams(scale=2.0), DegradationParams(scale=float(SIZE)),
+                               DegradationParams(noise=0.6, seed=2)], ids=["x2", "to-1-px", "faint-noise"])
+def test_small_factors_still_apply(face, p):
+    """↓2, a scale that leaves one pixel, and noise under 1 grey level are applied like any other."""
+    assert np.abs(apply_degradation(face, p, out_size=SIZE) - reference_eq1(face, p, SIZE)).max() < 1e-5
+    assert np.abs(apply_degradation(face, p) - face).max() > 1e-3
+
+
+def test_non_square_images_keep_their_shape(face):
+    wide = np.ascontiguousarray(face[:64])  # 96 wide, 64 high
+    p = DegradationParams(kernel="gaussian", sigma=3.0, scale=4.0, noise=5.0, jpeg_quality=50, seed=1)
+    assert apply_degradation(wide, p).shape == (64, 96, 3)
+    assert apply_degradation(wide, p, out_size=128).shape == (128, 128, 3)
+
+
+def reference_sample(rng: np.random.Generator, r: dict) -> DegradationParams:
+    """The documented draw order (a manifest's seed must keep giving the same parameters): 12 uniforms
+    u, then the noise seed; u0 kernel (gated by u1 < blur_prob), u2 σ, u3 average size, u4 median size
+    (odd), u5 motion length, u6 angle, u7 r, u8 δ (gated by u9), u10 q (gated by u11)."""
+    u = rng.random(12)
+    seed = int(rng.integers(0, 2**31 - 1))
+
+    def real(spec, x):
+        return spec[0] + (spec[1] - spec[0]) * x
+
+    def pick(values, x):
+        return values[min(int(x * len(values)), len(values) - 1)]
+
+    names = r["kernels"]
+    kernel = pick(names, u[0]) if u[1] < r["blur_prob"] else "none"
+    p = DegradationParams(kernel=kernel, scale=real(r["scale"], u[7]), seed=seed)
+    if kernel == "gaussian":
+        p.sigma = real(r["gaussian_sigma"], u[2])
+    elif kernel == "average":
+        p.kernel_size = pick(range(r["average_size"][0], r["average_size"][1] + 1), u[3])
+    elif kernel == "median":
+        p.kernel_size = pick([v for v in range(r["median_size"][0], r["median_size"][1] + 1) if v % 2], u[4])
+    elif kernel == "motion":
+        p.kernel_size = pick(range(r["motion_size"][0], r["motion_size"][1] + 1), u[5])
+        p.angle = real(r["motion_angle"], u[6]) % 360
+    if u[9] < r["noise_prob"]:
+        p.noise = real(r["noise"], u[8])
+    if u[11] < r["jpeg_prob"]:
+        p.jpeg_quality = pick(range(r["jpeg_quality"][0], r["jpeg_quality"][1] + 1), u[10])
+    return p
+
+
+@pytest.mark.parametrize("probs", [(1.0, 1.0, 1.0), (0.5, 0.5, 0.5)])
+def test_sampling_follows_the_documented_draw_order(probs):
+    from mpcnet.data.degradations import PAPER_RANGES, sample_params
+
+    ranges = {**PAPER_RANGES, "blur_prob": probs[0], "noise_prob": probs[1], "jpeg_prob": probs[2]}
+    for seed in range(200):
+        got = sample_params(np.random.default_rng(seed), ranges)
+        want = reference_sample(np.random.default_rng(seed), ranges)
+        assert got.to_dict() == pytest.approx(want.to_dict(), abs=1e-9), seed

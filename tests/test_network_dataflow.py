@@ -81,3 +81,58 @@ def test_a_local_change_of_the_input_stays_local(net, face):
     diff = (run(net, x) - base).abs().mean(dim=1)[0]
     near, far = diff[8:16, 8:16].mean(), diff[44:60, 44:60].mean()
     assert near > 1e-3 and near > 5 * far, (float(near), float(far))
+
+
+def test_forward_is_the_u_net_composed_by_hand(net, face):
+    """Fig. 2 / eq. 2–3 by hand from the network's parts: encoder blocks (a conv, then per block
+    lrelu(conv2(↓2 lrelu(conv1 x))) + skip(↓2 x), ↓2 being a 2×2 mean), W+ latents from the pooled
+    4×4 features, then per scale F_out = APFF(up(F_out) + skip, F_GAN, F_parse), and ToRGB."""
+    lrelu = lambda t: torch.nn.functional.leaky_relu(t, 0.2)  # noqa: E731
+    half = lambda t: torch.nn.functional.avg_pool2d(t, 2)  # noqa: E731
+    with torch.no_grad():
+        feat = net.conv_first(face)
+        skips = {SIZE: feat}
+        for block in net.down:
+            feat = lrelu(block.conv2(half(lrelu(block.conv1(feat))))) + block.skip(half(feat))
+            skips[feat.shape[-1]] = feat
+        f_spatial = net.final_conv(feat)
+        latent = net.latent_mlp(f_spatial.mean(dim=(2, 3))).view(1, net.stylegan.num_latent, -1)
+        f_gan, f_parse = net.stylegan.features(latent), net.parsenet.features(face)
+        out = f_spatial
+        for s, up, apff in zip(net.scales, net.up, net.apff):
+            out = apff(up(out) + skips[s], f_gan[s], f_parse[s])
+        expected = net.to_rgb(out)
+        got, logits = net(face, return_parse=True)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits, net.parsenet.out_mask_conv(f_parse[SIZE]))
+
+
+def test_adain_of_a_flat_feature_is_finite():
+    """σ = 0 (a constant channel) on either side: eq. 4 with ε stays finite."""
+    from mpcnet.archs.apff_arch import AdaIN
+
+    flat, varied = torch.full((1, 4, 8, 8), 0.3), torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    a = AdaIN()(flat, varied)  # (F_GAN − μ)/σ is 0: the spatial features' mean
+    torch.testing.assert_close(a, varied.mean(dim=(2, 3), keepdim=True).expand_as(a))
+    assert torch.isfinite(AdaIN()(varied, flat)).all()
+
+
+def test_ablation_blocks_compute_their_formulas():
+    """use_sft=False: F_guide = conv1×1(concat[F_g1, F_s1, F_parse]); use_gan_prior=False:
+    F_out = SFT(F_s1) = α ⊙ F_s1 + β (Table 1)."""
+    from mpcnet.archs.apff_arch import APFF, AdaIN
+
+    torch.manual_seed(0)
+    f_sp, f_gan, f_parse = torch.randn(1, 8, 8, 8), torch.randn(1, 8, 8, 8), torch.randn(1, 4, 8, 8)
+    no_sft = APFF(8, 4, num_rcab=1, use_sft=False).eval()
+    no_gan = APFF(8, 4, num_rcab=1, use_gan_prior=False).eval()
+    with torch.no_grad():
+        r = no_sft.rcabs(f_sp)
+        a = AdaIN()(f_gan, f_sp)
+        guide = no_sft.fuse(torch.cat([no_sft.conv_g1(a), no_sft.conv_s1(r), f_parse], dim=1))
+        w = torch.sigmoid(guide[:, :8] - guide[:, 8:])
+        f_g2, f_s2 = no_sft.conv_g2(a), no_sft.conv_s2(r)
+        torch.testing.assert_close(no_sft(f_sp, f_gan, f_parse), w * f_g2 + (1 - w) * f_s2, atol=1e-5, rtol=1e-5)
+        f_s1 = no_gan.conv_s1(no_gan.rcabs(f_sp))
+        expected = no_gan.sft.alpha(f_parse) * f_s1 + no_gan.sft.beta(f_parse)
+        torch.testing.assert_close(no_gan(f_sp, None, f_parse), expected)

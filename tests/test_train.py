@@ -117,9 +117,13 @@ def test_a_run_can_start_from_a_shipped_checkpoint(faces64, tmp_path):
     assert abs(again - trained) < 1e-4 * trained and fresh > trained * 1.1, (trained, again, fresh)
 
 
-def test_resume_equals_uninterrupted_run(faces64, tmp_path):
-    straight = run_stage(mpcnet_options(faces64, tmp_path / "a", "run", total_iter=6), tmp_path)
-    first = mpcnet_options(faces64, tmp_path / "b", "run", total_iter=4)
+@pytest.mark.parametrize("stage", ["mpcnet", "stylegan2"])
+def test_resume_equals_uninterrupted_run(faces64, tmp_path, stage):
+    """Both stages that draw random numbers every iteration (eq. 1 degradations and flips; the
+    StyleGAN2 latents and lazy R1) resume exactly where an uninterrupted run would be."""
+    options = {"mpcnet": mpcnet_options, "stylegan2": stylegan_options}[stage]
+    straight = run_stage(options(faces64, tmp_path / "a", "run", total_iter=6), tmp_path)
+    first = options(faces64, tmp_path / "b", "run", total_iter=4)
     run_stage(first, tmp_path)
     second = copy.deepcopy(first)
     second["train"]["total_iter"] = 6
@@ -309,19 +313,23 @@ def test_parsenet_stage_lowers_cross_entropy(faces64, tmp_path):
     assert ce("net_g_latest.pth") < ce("net_g_5.pth")
 
 
+def stylegan_options(root: Path, exp: Path, name: str, total_iter: int) -> dict:
+    net_g = {"type": "StyleGAN2GeneratorNoNoise", "out_size": SIZE, "num_style_feat": 32, "num_mlp": 1,
+             "channel_multiplier": 1, "narrow": 0.0625}
+    return {"name": name, "model_type": "NoiseFreeStyleGAN2Model", "num_gpu": 0, "manual_seed": 5, "cpu_threads": 1,
+            "datasets": {"train": face_set(root, synthesize_lq=False)}, "network_g": net_g,
+            "network_d": dict(NET_D),
+            "train": {"total_iter": total_iter, "optim_g": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]},
+                      "optim_d": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]}, "net_d_reg_every": 4,
+                      "r1_reg_weight": 1.0},
+            "logger": {"print_freq": 4, "save_checkpoint_freq": 2, "use_tb_logger": False},
+            "path": {"experiments_root": str(exp)}}
+
+
 def test_stylegan2_stage_trains_discriminator_and_feeds_mpcnet(faces64, tmp_path):
     """Stage 2: the noise-free StyleGAN2 trains (its discriminator separates real faces from the
     generator's samples better than at the start) and its checkpoint loads into MPCNet as the prior."""
-    net_g = {"type": "StyleGAN2GeneratorNoNoise", "out_size": SIZE, "num_style_feat": 32, "num_mlp": 1,
-             "channel_multiplier": 1, "narrow": 0.0625}
-    opt = {"name": "sg", "model_type": "NoiseFreeStyleGAN2Model", "num_gpu": 0, "manual_seed": 5, "cpu_threads": 1,
-           "datasets": {"train": face_set(faces64, synthesize_lq=False)}, "network_g": net_g,
-           "network_d": dict(NET_D),
-           "train": {"total_iter": 8, "optim_g": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]},
-                     "optim_d": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]}, "net_d_reg_every": 4, "r1_reg_weight": 1.0},
-           "logger": {"print_freq": 4, "save_checkpoint_freq": 2, "use_tb_logger": False},
-           "path": {"experiments_root": str(tmp_path / "exp")}}
-    summary = run_stage(opt, tmp_path)
+    summary = run_stage(stylegan_options(faces64, tmp_path / "exp", "sg", total_iter=8), tmp_path)
     models = Path(summary["experiments_root"]) / "models"
     torch.manual_seed(0)
     with torch.no_grad():

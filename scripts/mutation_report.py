@@ -38,7 +38,8 @@ def main(show_survivors: bool) -> int:
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         counts = Counter()
         for name, code in codes.items():
-            status = "equivalent" if name in skip else status_by_exit_code[code]
+            status = status_by_exit_code[code]
+            status = "equivalent" if status == "survived" and name in skip else status
             counts["detected" if status in DETECTED else status] += 1
             if status == "survived":
                 survivors.append(name)

@@ -77,6 +77,8 @@ def test_channel_order_and_8bit_conversion(pair):
     rgb = to_rgb8(out)
     assert rgb.dtype == np.uint8 and np.array_equal(rgb, quantise(out)[..., ::-1].astype(np.uint8))
     assert np.array_equal(to_rgb8(rgb[..., ::-1].copy()), rgb)  # uint8 passes through, only reordered
+    beyond = np.array([[[-0.2, 1.3, 0.5]]], np.float32)  # an unclamped network output
+    assert to_rgb8(beyond).tolist() == [[[128, 255, 0]]]
     t = bgr_to_tensor(out)
     assert t.shape == (1, 3, 96, 96)
     torch.testing.assert_close(t[0, 0], torch.from_numpy(out[..., 2]) * 2 - 1)  # red first, in [-1, 1]

@@ -3,6 +3,7 @@ sources, not imported): skin and facial features are pasted; hair, hat, neck, cl
 background stay from the photo."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -52,3 +53,18 @@ def test_mask_is_feathered_and_zero_on_the_border():
     row = parse_mask(half, PARSE_FACE_CLASSES)[256]
     assert row[200] < 0.05 and row[312] > 0.95 and 0.4 < row[255:257].mean() < 0.6
     assert np.all(np.diff(row[200:312]) >= -1e-6)
+
+
+def test_ellipse_covers_the_ffhq_face_region():
+    """The fallback mask: an ellipse centred at (256, 285) with semi-axes 175 × 205 px of a 512 crop,
+    feathered (about 0.5 on its outline), the same shape at every crop size."""
+    from mpcnet.restoration.paste import ellipse_mask
+
+    m = ellipse_mask(512)
+    assert m[285, 256] > 0.99 and m[5, 5] < 1e-3 and m.dtype == np.float32
+    for y, x in ((285 - 205, 256), (285 + 205, 256), (285, 256 - 175), (285, 256 + 175)):
+        assert 0.35 < m[y, x] < 0.65, (y, x, m[y, x])
+    for y, x in ((285 - 160, 256), (285, 256 + 130)):  # inside, away from the outline
+        assert m[y, x] > 0.97
+    small = ellipse_mask(128)
+    assert np.abs(small - cv2.resize(m, (128, 128), interpolation=cv2.INTER_AREA)).max() < 0.12  # pixel rounding at 128

@@ -3,12 +3,14 @@
 #   make test   set up .venv (with test extras) and run the whole test suite
 #   make pool   build the training face pool from ../shared/data into $(POOL) (scripts/build_face_pool.py)
 #   make labels pseudo parsing labels for the faces of the pool in $(POOL) (scripts/make_parsing_labels.py)
+#   make mutation  mutmut on the core modules against their fast tests, then the kill rate per module
+#                  (CONTRIBUTING.md); MUTANTS='mpcnet.metrics.pixel*' limits it to one module
 SHARED ?= $(abspath ../shared)
 VENV   ?= .venv
 POOL   ?= datasets/face_pool
 export MPCNET_WEIGHTS_DIR ?= $(SHARED)/weights
 
-.PHONY: setup demo test pool labels
+.PHONY: setup demo test pool labels mutation
 setup:
 	bash scripts/setup.sh
 
@@ -18,6 +20,12 @@ demo: setup
 test:
 	bash scripts/setup.sh test
 	$(VENV)/bin/python -m pytest
+
+mutation:
+	bash scripts/setup.sh test
+	rm -rf mutants
+	MPCNET_SHARED=$(SHARED) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 $(VENV)/bin/mutmut run --max-children 1 $(MUTANTS)
+	$(VENV)/bin/python scripts/mutation_report.py
 
 pool: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/build_face_pool.py $(SHARED)/data $(POOL)

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -467,12 +468,15 @@ def interrupted_run(tmp_path, sig, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    while not marker.exists() and proc.poll() is None:
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         try:
             proc.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
             pass
-    assert marker.exists(), proc.communicate()
+    if not marker.exists():
+        proc.kill()
+        pytest.fail(f"the run never reached its first write within 120 s: {proc.communicate(timeout=30)}")
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     return proc.returncode, stdout, stderr
@@ -487,6 +491,7 @@ def six_faces(tmp_path) -> Path:
     return src
 
 
+@pytest.mark.timeout(300)
 def test_restore_sigterm_keeps_finished_outputs_and_resumes(six_faces, tmp_path, tiny_weights):
     before = tree_hashes(six_faces)
     out = tmp_path / "out"
@@ -507,6 +512,7 @@ def test_restore_sigterm_keeps_finished_outputs_and_resumes(six_faces, tmp_path,
     assert tree_hashes(six_faces) == before
 
 
+@pytest.mark.timeout(300)
 def test_degrade_ctrl_c_keeps_finished_outputs_and_resumes(six_faces, tmp_path):
     """Ctrl-C after a truncated PNG (first in the batch: one line, no stray libpng message, which
     only a real process shows) and two good faces."""

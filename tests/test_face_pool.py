@@ -188,10 +188,10 @@ def test_second_run_changes_nothing_and_removes_only_its_own_faces(built, tmp_pa
 def test_script_refuses_bad_requests(tmp_path):
     script = REPO / "scripts" / "build_face_pool.py"
     run = subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "out")],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "README.md not found" in run.stderr
     (tmp_path / "README.md").write_text(README)
     run = subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "out")],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "inside the data folder" in run.stderr
     assert not (tmp_path / "out").exists()

@@ -60,16 +60,31 @@ def test_list_images_folder_file_and_glob():
     assert root == DATA / "codeformer-inputs" and len(files) == 40 and files == sorted(files)
     assert list_images(files[0])[1] == [files[0]]
     assert len(list_images(str(DATA / "codeformer-inputs" / "whole_imgs" / "*.png"))[1]) == 2
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no such file, folder or glob match: .*nope"):
         list_images(DATA / "nope")
 
 
+def test_list_images_recursive_glob_and_dangling_links(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for rel in ("top.png", "a/b/deep.jpg", "a/notes.txt"):
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "deleted.png")  # listed, so it gets reported
+    (tmp_path / "a" / "dir.png").mkdir()  # a folder named like an image is not a file
+    assert list_images(tmp_path)[1] == [tmp_path / "a" / "b" / "deep.jpg", tmp_path / "a" / "gone.png",
+                                        tmp_path / "top.png"]
+    root, files = list_images(str(tmp_path / "**" / "*.jpg"))
+    assert (root, files) == (tmp_path / "a" / "b", [tmp_path / "a" / "b" / "deep.jpg"])
+
+
 def test_output_inside_input_is_refused(tmp_path):
-    with pytest.raises(UnsafeOutputError):
+    with pytest.raises(UnsafeOutputError, match="is inside the input folder .*read the outputs back"):
         check_output_location(tmp_path, tmp_path / "out")
-    with pytest.raises(UnsafeOutputError):
+    with pytest.raises(UnsafeOutputError, match="inside the input folder"):
         check_output_location(tmp_path, tmp_path)
     check_output_location(tmp_path / "in", tmp_path / "out")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(UnsafeOutputError, match="exists and is a file, not a folder"):
+        check_output_location(tmp_path / "in", tmp_path / "file")
 
 
 def test_single_file_or_flat_glob_may_write_beside_itself(tmp_path):
@@ -85,6 +100,8 @@ def test_single_file_or_flat_glob_may_write_beside_itself(tmp_path):
 def test_writing_onto_the_input_itself_is_refused(tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"x")
+    check_not_input(tmp_path / "other.jpg", photo)
+    (tmp_path / "other.jpg").write_bytes(b"y")  # an existing file that is not the input
     check_not_input(tmp_path / "other.jpg", photo)
     with pytest.raises(UnsafeOutputError, match="input file itself"):
         check_not_input(tmp_path / "." / "photo.jpg", photo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -119,9 +120,13 @@ def test_a_run_can_start_from_a_shipped_checkpoint(faces64, tmp_path):
     assert abs(again - trained) < 1e-4 * trained and fresh > trained * 1.1, (trained, again, fresh)
 
 
-def test_resume_equals_uninterrupted_run(faces64, tmp_path):
-    straight = run_stage(mpcnet_options(faces64, tmp_path / "a", "run", total_iter=6), tmp_path)
-    first = mpcnet_options(faces64, tmp_path / "b", "run", total_iter=4)
+@pytest.mark.parametrize("stage", ["mpcnet", "stylegan2"])
+def test_resume_equals_uninterrupted_run(faces64, tmp_path, stage):
+    """Both stages that draw random numbers every iteration (eq. 1 degradations and flips; the
+    StyleGAN2 latents and lazy R1) resume exactly where an uninterrupted run would be."""
+    options = {"mpcnet": mpcnet_options, "stylegan2": stylegan_options}[stage]
+    straight = run_stage(options(faces64, tmp_path / "a", "run", total_iter=6), tmp_path)
+    first = options(faces64, tmp_path / "b", "run", total_iter=4)
     run_stage(first, tmp_path)
     second = copy.deepcopy(first)
     second["train"]["total_iter"] = 6
@@ -163,9 +168,20 @@ while True:
 """
 
 
+def read_line(proc: subprocess.Popen, expected: bytes, seconds: float = 60) -> None:
+    """The child's next line is ``expected``, within ``seconds``; otherwise fail at once, saying so
+    (a bare ``readline`` would block until the suite's timeout when the child stalls)."""
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    if not ready:
+        proc.kill()
+        pytest.fail(f"the checkpoint writer printed nothing for {seconds:.0f} s (expected {expected!r})")
+    line = proc.stdout.readline().strip()
+    assert line == expected, f"the checkpoint writer said {line!r}, expected {expected!r} (exit code {proc.poll()})"
+
+
 def start_saver(target: Path, mode: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(target), mode], stdout=subprocess.PIPE, cwd=REPO)
-    assert proc.stdout.readline().strip() == b"ready"
+    read_line(proc, b"ready")
     return proc
 
 
@@ -176,10 +192,11 @@ def assert_whole(target: Path) -> int:
     return n
 
 
+@pytest.mark.timeout(180)
 def test_checkpoint_killed_mid_write_leaves_previous_loadable(tmp_path):
     target = tmp_path / "net_g_latest.pth"
     proc = start_saver(target, "stall")
-    assert proc.stdout.readline().strip() == b"writing"  # new bytes on disk, not yet renamed
+    read_line(proc, b"writing")  # new bytes on disk, not yet renamed
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert list(tmp_path.glob(".net_g_latest.pth.*.part")), "the interrupted write leaves only a temp file"
@@ -299,19 +316,23 @@ def test_parsenet_stage_lowers_cross_entropy(faces64, tmp_path):
     assert ce("net_g_latest.pth") < ce("net_g_5.pth")
 
 
+def stylegan_options(root: Path, exp: Path, name: str, total_iter: int) -> dict:
+    net_g = {"type": "StyleGAN2GeneratorNoNoise", "out_size": SIZE, "num_style_feat": 32, "num_mlp": 1,
+             "channel_multiplier": 1, "narrow": 0.0625}
+    return {"name": name, "model_type": "NoiseFreeStyleGAN2Model", "num_gpu": 0, "manual_seed": 5, "cpu_threads": 1,
+            "datasets": {"train": face_set(root, synthesize_lq=False)}, "network_g": net_g,
+            "network_d": dict(NET_D),
+            "train": {"total_iter": total_iter, "optim_g": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]},
+                      "optim_d": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]}, "net_d_reg_every": 4,
+                      "r1_reg_weight": 1.0},
+            "logger": {"print_freq": 4, "save_checkpoint_freq": 2, "use_tb_logger": False},
+            "path": {"experiments_root": str(exp)}}
+
+
 def test_stylegan2_stage_trains_discriminator_and_feeds_mpcnet(faces64, tmp_path):
     """Stage 2: the noise-free StyleGAN2 trains (its discriminator separates real faces from the
     generator's samples better than at the start) and its checkpoint loads into MPCNet as the prior."""
-    net_g = {"type": "StyleGAN2GeneratorNoNoise", "out_size": SIZE, "num_style_feat": 32, "num_mlp": 1,
-             "channel_multiplier": 1, "narrow": 0.0625}
-    opt = {"name": "sg", "model_type": "NoiseFreeStyleGAN2Model", "num_gpu": 0, "manual_seed": 5, "cpu_threads": 1,
-           "datasets": {"train": face_set(faces64, synthesize_lq=False)}, "network_g": net_g,
-           "network_d": dict(NET_D),
-           "train": {"total_iter": 8, "optim_g": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]},
-                     "optim_d": {**ADAM, "lr": 2e-3, "betas": [0.0, 0.99]}, "net_d_reg_every": 4, "r1_reg_weight": 1.0},
-           "logger": {"print_freq": 4, "save_checkpoint_freq": 2, "use_tb_logger": False},
-           "path": {"experiments_root": str(tmp_path / "exp")}}
-    summary = run_stage(opt, tmp_path)
+    summary = run_stage(stylegan_options(faces64, tmp_path / "exp", "sg", total_iter=8), tmp_path)
     models = Path(summary["experiments_root"]) / "models"
     torch.manual_seed(0)
     with torch.no_grad():

@@ -1,0 +1,152 @@
+"""Loading model files: which weights a checkpoint yields, the network it rebuilds, and the one-line
+reason for each kind of bad file; the registry verifies sha256 byte for byte."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+
+import pytest
+import torch
+import yaml
+
+from mpcnet.archs.mpcnet_arch import MPCNet
+from mpcnet.checkpoint import (CheckpointError, build_network, load_checkpoint, load_error_detail, save_checkpoint,
+                               state_dict_of)
+from mpcnet.weights import WeightEntry, WeightsError, fetch, sha256_of, verify
+
+SMALL64 = dict(out_size=64, num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32, parse_res_depth=1)
+
+
+def test_state_dict_prefers_ema_then_params_then_a_bare_dict():
+    ema, params = {"w": torch.ones(1)}, {"w": torch.zeros(1)}
+    assert state_dict_of({"params": params, "params_ema": ema}) is ema
+    assert state_dict_of({"params": params, "iter": 3}) is params
+    bare = {"a": torch.ones(2), "b": torch.zeros(2)}
+    assert state_dict_of(bare) is bare
+    with pytest.raises(CheckpointError, match=r"no network weights in checkpoint \(keys: \['iter', 'net'\]\)"):
+        state_dict_of({"net": {}, "iter": 1})
+
+
+def test_build_network_rebuilds_the_recorded_architecture(tmp_path):
+    torch.manual_seed(0)
+    net = MPCNet(**SMALL64).eval()
+    save_checkpoint({"params": net.state_dict(), "arch": net.arch_config}, tmp_path / "n.pth")
+    ckpt = load_checkpoint(tmp_path / "n.pth")
+    rebuilt = build_network(ckpt)
+    assert isinstance(rebuilt, MPCNet) and not rebuilt.training
+    assert ckpt["arch"]["type"] == "MPCNet"  # the checkpoint is not consumed
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), net(x))
+    with pytest.raises(CheckpointError, match="does not record its architecture"):
+        build_network({"params": net.state_dict()})
+    with pytest.raises(RuntimeError, match="Missing key"):  # strict: every weight must be there
+        build_network({"params": {}, "arch": net.arch_config})
+
+
+class Gadget:
+    """Any object whose unpickling would import and run Python code."""
+
+
+def test_each_kind_of_bad_file_has_its_reason(tmp_path):
+    cases = {
+        "global.pth": (lambda p: torch.save({"x": Gadget()}, p), "could run code; refused"),
+        "pickle.pth": (lambda p: p.write_bytes(pickle.dumps({"a": 1})), "not a readable PyTorch checkpoint"),
+        "random.pth": (lambda p: p.write_bytes(bytes(range(256)) * 4), "not a readable PyTorch checkpoint"),
+        "text.pth": (lambda p: p.write_text("weights go here\n"), "not a readable PyTorch checkpoint"),
+    }
+    for name, (make, reason) in cases.items():
+        make(tmp_path / name)
+        with pytest.raises(CheckpointError, match=reason):
+            load_checkpoint(tmp_path / name)
+    whole = tmp_path / "whole.pth"
+    save_checkpoint({"params": {"w": torch.arange(1000.0)}}, whole)
+    (tmp_path / "cut.pth").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "cut.pth")
+    with pytest.raises(CheckpointError, match="cannot be read: No such file"):
+        load_checkpoint(tmp_path / "absent.pth")
+
+
+def test_load_error_detail_takes_the_informative_line():
+    exc = RuntimeError("Error(s) in loading state_dict for MPCNet:\n\tMissing key(s): \"a.weight\"\n\tmore")
+    assert load_error_detail(exc) == 'Missing key(s): "a.weight"'
+    two = RuntimeError("Error(s) in loading state_dict for MPCNet:\n\tUnexpected key(s): \"b\"")
+    assert load_error_detail(two) == 'Unexpected key(s): "b"'
+    assert load_error_detail(RuntimeError("Error(s) in loading state_dict for X")) == "Error(s) in loading state_dict for X"
+    assert load_error_detail(ValueError("one line only")) == "one line only"
+    assert load_error_detail(ValueError("")) == ""
+    assert load_error_detail(ValueError("x" * 500)) == "x" * 300
+
+
+def test_sha256_is_checked_byte_for_byte(tmp_path):
+    path = tmp_path / "m.pth"
+    data = bytearray(torch.randint(0, 256, (3 * 2**20 + 5,), generator=torch.Generator().manual_seed(0),
+                                   dtype=torch.uint8).numpy().tobytes())  # over several read blocks
+    path.write_bytes(bytes(data))
+    good = hashlib.sha256(bytes(data)).hexdigest()
+    assert sha256_of(path) == good
+    entry = WeightEntry(name="m", file="m.pth", url=None, sha256=good, size=len(data), licence="", purpose="")
+    verify(entry, path)
+    data[-1] ^= 1  # one bit of the last, partial block
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        verify(entry, path)
+
+
+def toy_registry(tmp_path, monkeypatch, url: str, sha256: str) -> None:
+    path = tmp_path / "weights.yaml"
+    path.write_text(yaml.safe_dump({"weights": [dict(name="toy", file="toy.bin", url=url, sha256=sha256, size=None,
+                                                     licence="MIT", purpose="test")]}))
+    monkeypatch.setenv("MPCNET_WEIGHTS_YAML", str(path))
+
+
+def test_fetch_keeps_a_verified_copy_and_replaces_a_wrong_one(tmp_path, monkeypatch):
+    remote = tmp_path / "remote.bin"
+    remote.write_bytes(b"model bytes" * 1000)
+    good = hashlib.sha256(remote.read_bytes()).hexdigest()
+    monkeypatch.setenv("MPCNET_CACHE_DIR", str(tmp_path / "deep" / "cache"))  # parents created on demand
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path / "shared"))
+    (tmp_path / "shared").mkdir()
+    toy_registry(tmp_path, monkeypatch, (tmp_path / "absent.bin").as_uri(), good)
+    (tmp_path / "shared" / "toy.bin").write_bytes(remote.read_bytes())
+    assert fetch("toy") == tmp_path / "shared" / "toy.bin"  # verified local copy: no download tried
+    (tmp_path / "shared" / "toy.bin").write_bytes(b"stale")
+    with pytest.raises(WeightsError, match="could not download 'toy'"):  # a wrong copy is not used
+        fetch("toy")
+    toy_registry(tmp_path, monkeypatch, remote.as_uri(), good)
+    got = fetch("toy")
+    assert got == tmp_path / "deep" / "cache" / "weights" / "toy.bin" and got.read_bytes() == remote.read_bytes()
+    assert sorted(p.name for p in got.parent.iterdir()) == ["toy.bin"]  # no .part left
+
+
+def test_registry_lookup_places_and_messages(tmp_path, monkeypatch):
+    from mpcnet import weights
+
+    monkeypatch.delenv("MPCNET_CACHE_DIR")
+    monkeypatch.delenv("MPCNET_WEIGHTS_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert weights.cache_dir() == tmp_path / "home" / ".cache" / "mpcnet"
+    assert weights.search_dirs() == [tmp_path / "home" / ".cache" / "mpcnet" / "weights"]
+    assert weights.pins_file() == tmp_path / "home" / ".cache" / "mpcnet" / "pins.yaml"
+    monkeypatch.setenv("MPCNET_WEIGHTS_DIR", str(tmp_path / "w"))
+    path = tmp_path / "weights.yaml"
+    entries = [dict(name=n, file=f"{n}.bin", url="https://example.org/x", sha256=s, size=None, licence="MIT",
+                    purpose="t") for n, s in (("zeta", "unknown"), ("alpha", "ab" * 32))]
+    path.write_text(yaml.safe_dump({"weights": entries}))
+    monkeypatch.setenv("MPCNET_WEIGHTS_YAML", str(path))
+    with pytest.raises(WeightsError, match=r"^unknown weights 'nope'; known: alpha, zeta$"):
+        weights.get_entry("nope")
+    where = f"{tmp_path / 'w'} or {tmp_path / 'home' / '.cache' / 'mpcnet' / 'weights'}"
+    with pytest.raises(WeightsError, match=re.escape(f"'alpha' (alpha.bin) is not in {where}. Download it with")):
+        weights.resolve("alpha")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "alpha.bin").write_bytes(b"other")
+    actual = hashlib.sha256(b"other").hexdigest()
+    with pytest.raises(WeightsError, match=re.escape(f"(expected {'ab' * 8}…, got {actual[:16]}…)")):
+        weights.resolve("alpha")
+    with pytest.raises(WeightsError, match=r"^'alpha' is already pinned by weights.yaml$"):
+        weights.pin("alpha")
+    with pytest.raises(WeightsError, match=r"^no local copy of 'zeta' to pin; give --sha256$"):
+        weights.pin("zeta")

@@ -86,6 +86,8 @@ def paste_face(canvas: np.ndarray, face: np.ndarray, mask: np.ndarray, inverse: 
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
     x0, y0 = max(x0, 0), max(y0, 0)
     x1, y1 = min(x1, canvas.shape[1]), min(y1, canvas.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return  # the face lies wholly outside the canvas (cv2 would read a 0-wide box as "the source's size")
     top = 1.0 if canvas.dtype == np.float32 else float(np.iinfo(canvas.dtype).max)
     for row in range(y0, y1, PASTE_ROWS):
         end = min(row + PASTE_ROWS, y1)

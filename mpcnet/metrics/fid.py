@@ -29,8 +29,8 @@ REGISTRY_NAME = "inception-fid"
 @dataclass
 class FeatureExtractor:
     """A fixed network mapping a B×3×H×W RGB batch in [-1, 1] to B×D features; ``name`` keys the cache.
-    Every call runs a full batch (the last one padded), so an image's features do not depend on the
-    images it is batched with: the statistics of a set split across processes are the same."""
+    Every call runs a full batch (the last one padded, :func:`~mpcnet.utils.dist.pad_batch`), so that
+    the features of a set split across processes come from calls of one shape."""
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]
     device: str = "cpu"

@@ -124,7 +124,13 @@ def test_a_run_can_start_from_a_shipped_checkpoint(faces64, tmp_path):
 def test_resume_equals_uninterrupted_run(faces64, tmp_path, stage):
     """Both stages that draw random numbers every iteration (eq. 1 degradations and flips; the
     StyleGAN2 latents and lazy R1) resume exactly where an uninterrupted run would be."""
-    options = {"mpcnet": mpcnet_options, "stylegan2": stylegan_options}[stage]
+    make = {"mpcnet": mpcnet_options, "stylegan2": stylegan_options}[stage]
+
+    def options(*args, **kwargs):  # stage 3 with its optional EMA of net_g, so that resumes too
+        opt = make(*args, **kwargs)
+        if stage == "mpcnet":
+            opt["train"]["ema_decay"] = 0.5
+        return opt
     straight = run_stage(options(faces64, tmp_path / "a", "run", total_iter=6), tmp_path)
     first = options(faces64, tmp_path / "b", "run", total_iter=4)
     run_stage(first, tmp_path)
@@ -132,11 +138,11 @@ def test_resume_equals_uninterrupted_run(faces64, tmp_path, stage):
     second["train"]["total_iter"] = 6
     resumed = run_stage(second, tmp_path, resume=True)
     assert resumed["iter"] == 6
-    for label in ("net_g", "net_d"):
-        a = load_checkpoint(Path(straight["experiments_root"]) / "models" / f"{label}_latest.pth")["params"]
-        b = load_checkpoint(Path(resumed["experiments_root"]) / "models" / f"{label}_latest.pth")["params"]
+    for label, params in (("net_g", "params"), ("net_g", "params_ema"), ("net_d", "params")):
+        a = load_checkpoint(Path(straight["experiments_root"]) / "models" / f"{label}_latest.pth")[params]
+        b = load_checkpoint(Path(resumed["experiments_root"]) / "models" / f"{label}_latest.pth")[params]
         for key in a:
-            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=f"{label}.{key} differs")
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=f"{label}.{params}.{key} differs")
     # and the resumed run really continued: its parameters moved after iteration 4
     at4 = load_checkpoint(Path(resumed["experiments_root"]) / "models" / "net_g_4.pth")["params"]
     b = load_checkpoint(Path(resumed["experiments_root"]) / "models" / "net_g_latest.pth")["params"]

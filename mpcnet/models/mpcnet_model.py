@@ -30,7 +30,9 @@ DIRECT_LOSSES = {"pixel_opt": "l_pix", "gradient_opt": "l_grad", "frequency_opt"
 class MPCNetModel(MPCTrainingModel):
     """Options: ``network_g`` (MPCNet, priors via ``gan_prior_path``/``parse_prior_path``),
     ``network_d`` (MPCDiscriminator; omitted or ``gan_opt.loss_weight: 0`` trains without GAN),
-    ``train.{pixel_opt, gradient_opt, frequency_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler, net_d_init_iters}``;
+    ``train.{pixel_opt, gradient_opt, frequency_opt, perceptual_opt, gan_opt, optim_g, optim_d, scheduler,
+    net_d_init_iters, ema_decay}`` (``ema_decay`` > 0 keeps an EMA of ``net_g``, saved as ``params_ema``,
+    which validation and restore use, as GFPGAN's);
     ``path.pretrain_network_g`` (a checkpoint path or registry name) starts the network from its weights,
     e.g. a shipped model on a machine that has none of its training states (the optimisers start anew)."""
 
@@ -48,6 +50,9 @@ class MPCNetModel(MPCTrainingModel):
     def init_training_settings(self) -> None:
         train_opt = self.opt["train"]
         self.net_g.train()
+        if train_opt.get("ema_decay", 0) > 0:
+            self.net_g_ema = build_network(deepcopy(self.opt["network_g"])).to(self.device).eval()
+            self.net_g_ema.load_state_dict(self.get_bare_model(self.net_g).state_dict())
         # the losses that compare output and GT directly (eq. 6 and our offline sharpening terms)
         self.cri_direct = {name: build_loss(deepcopy(train_opt[key])).to(self.device)
                            for key, name in DIRECT_LOSSES.items() if train_opt.get(key)}
@@ -98,13 +103,25 @@ class MPCNetModel(MPCTrainingModel):
                 loss_dict["l_d_real"] = self.cri_gan(real, True, is_disc=True)
                 loss_dict["l_d_fake"] = self.cri_gan(fake, False, is_disc=True)
             self.backward_step(loss_dict["l_d_real"] + loss_dict["l_d_fake"], self.optimizer_d, "d")
+        if hasattr(self, "net_g_ema"):
+            self.update_ema(self.opt["train"]["ema_decay"])
         self.log_dict = self.reduce_loss_dict(loss_dict)
 
     @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """θ_ema ← decay·θ_ema + (1 − decay)·θ for the weights; buffers (the frozen ParseNet's
+        BatchNorm statistics) are copied, since BasicSR's ``model_ema`` leaves them behind."""
+        net = self.get_bare_model(self.net_g)
+        self.model_ema(decay)
+        for ema_buf, buf in zip(self.net_g_ema.buffers(), net.buffers()):
+            ema_buf.copy_(buf)
+
+    @torch.no_grad()
     def test(self) -> None:
-        self.net_g.eval()
+        net = getattr(self, "net_g_ema", self.net_g)
+        net.eval()
         with self.autocast():
-            self.output = self.net_g(self.lq).float()
+            self.output = net(self.lq).float()
         self.net_g.train()
 
     @torch.no_grad()

@@ -1,13 +1,15 @@
 """The discriminator (spectral norm everywhere) and the VGG / VGGFace feature extractor."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torchvision.models import vgg16, vgg19
 
-from mpcnet.archs.discriminator_arch import MPCDiscriminator
+from mpcnet.archs.discriminator_arch import MPCDiscriminator, MPCPatchDiscriminator
 from mpcnet.archs.vgg_arch import MPCVGGFeatureExtractor
 from mpcnet.checkpoint import save_checkpoint
 from mpcnet.weights import WeightsError, get_entry, locate
@@ -31,6 +33,35 @@ def test_discriminator_scores_and_spectral_norm_on_every_layer(size, aligned_fac
     # hinge loss gradients reach every layer
     torch.relu(1 - out).mean().backward()
     assert all(m.parametrizations.weight.original.grad.abs().sum() > 0 for m in layers)
+
+
+def test_patch_discriminator_learns_to_tell_sharp_faces_from_blurred(hq_faces):
+    """The patch discriminator (spectral norm on every conv) scores each ~46 px patch and, trained with
+    eq. 9's hinge loss on real CelebA-HQ faces against blurred copies (what an L1-trained restorer
+    gives), separates them within 40 Adam steps: its loss leaves chance (2.0) and real patches score
+    above blurred ones on faces it did not train on."""
+    torch.manual_seed(0)
+    net = MPCPatchDiscriminator().train()
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 5 and all(parametrize.is_parametrized(m, "weight") for m in convs)
+
+    def pair(paths):
+        sharp = torch.cat([face_tensor(p, 128) for p in paths])
+        blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in sharp.numpy().transpose(0, 2, 3, 1)])
+        blurred = torch.from_numpy(blurred.transpose(0, 3, 1, 2).copy())
+        return sharp, blurred
+    sharp, blurred = pair(hq_faces[:4])
+    assert net(sharp).shape == (4, 1, 16, 16)
+    optim = torch.optim.Adam(net.parameters(), lr=2e-3, betas=(0.9, 0.99))
+    for _ in range(40):
+        loss = torch.relu(1 - net(sharp)).mean() + torch.relu(1 + net(blurred)).mean()
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    assert loss.item() < 1.5, loss.item()
+    held_sharp, held_blurred = pair(hq_faces[4:7])
+    with torch.no_grad():
+        assert net(held_sharp).mean() > net(held_blurred).mean()
 
 
 def _write_torchvision(tmp_path, arch):

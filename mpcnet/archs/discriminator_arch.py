@@ -39,3 +39,31 @@ class MPCDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
+
+
+@ARCH_REGISTRY.register()
+class MPCPatchDiscriminator(nn.Module):
+    """Image → a map of real/fake scores, one per ~46 px patch (B, 1, S/2^n, S/2^n), for eq. 9's hinge
+    loss (averaged over the map), with spectral norm on every conv as section 3.4 asks.
+
+    Ours, for narrow CPU-sized networks: ``MPCDiscriminator``'s fifteen spectrally normalised layers
+    down to 4×4 shrink the difference between inputs until its score is the same for every image (at
+    256 px and ``narrow`` 0.125, hinge loss 2.000 = chance after 60 Adam steps on real against restored
+    pool faces, and for ~1,300 iterations of stage 3), so its adversarial term carried nothing. Three
+    stride-2 4×4 convs (width ``base_ch``, doubling to ``max_ch``) and two 3×3 convs judge local
+    texture, the detail the L1 terms blur, and separate real from restored faces within those steps.
+    """
+
+    def __init__(self, num_in_ch=3, base_ch=32, max_ch=128, num_down=3):
+        super().__init__()
+        act = nn.LeakyReLU(0.2, inplace=True)
+        layers, ch = [], num_in_ch
+        for i in range(num_down):
+            out = min(base_ch * 2**i, max_ch)
+            layers += [spectral_norm(nn.Conv2d(ch, out, 4, 2, 1)), act]
+            ch = out
+        layers += [spectral_norm(nn.Conv2d(ch, ch, 3, 1, 1)), act, spectral_norm(nn.Conv2d(ch, 1, 3, 1, 1))]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)

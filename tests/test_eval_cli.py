@@ -9,7 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mpcnet.evaluate import METRICS, EvalError, resolve_dataset, score
+from mpcnet.eval_scoring import score
+from mpcnet.evaluate import EvalError, resolve_dataset
+from mpcnet.metrics import METRICS
 from mpcnet.metrics.fid import FeatureExtractor
 from mpcnet_cli.main import app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 
@@ -47,6 +48,20 @@ def hq_faces() -> list[Path]:
 def whole_photos() -> list[Path]:
     """Real whole photos with one or more faces."""
     return sorted((DATA / "codeformer-inputs" / "whole_imgs").iterdir())
+
+
+def eval_folders(root: Path, faces: list[Path], size: int, lq_ext: str = "png") -> Path:
+    """An eval run's folders under ``root`` from real faces: gt/ (each at ``size`` px), restored/ (a mild
+    blur, σ 1, plus unpaired.png, a copy of the first GT) and lq/ (a strong blur, σ 3, as ``lq_ext``)."""
+    for name in ("gt", "restored", "lq"):
+        (root / name).mkdir()
+    for i, path in enumerate(faces):
+        gt = cv2.resize(cv2.imread(str(path)), (size, size), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / "gt" / f"{i:03d}.png"), gt)
+        cv2.imwrite(str(root / "restored" / f"{i:03d}.png"), cv2.GaussianBlur(gt, (0, 0), 1.0))
+        cv2.imwrite(str(root / "lq" / f"{i:03d}.{lq_ext}"), cv2.GaussianBlur(gt, (0, 0), 3.0))
+    cv2.imwrite(str(root / "restored" / "unpaired.png"), cv2.imread(str(root / "gt" / "000.png")))
+    return root
 
 
 class Negative(torch.nn.Module):

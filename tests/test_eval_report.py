@@ -13,6 +13,7 @@ from mpcnet.eval_report import format_value, grid_rows, markdown_report, sample_
 from mpcnet.eval_scoring import score
 from mpcnet.evaluate import EvalError
 from mpcnet.metrics import METRICS
+from tests.conftest import eval_folders
 
 SIZE = 64
 
@@ -20,15 +21,7 @@ SIZE = 64
 @pytest.fixture
 def folders(tmp_path, aligned_faces):
     """gt/ five real faces at 64 px; restored/ a mild blur of each plus an unpaired file; lq/ a strong blur."""
-    for name in ("gt", "restored", "lq"):
-        (tmp_path / name).mkdir()
-    for i, path in enumerate(aligned_faces[:5]):
-        gt = cv2.resize(cv2.imread(str(path)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(tmp_path / "gt" / f"{i:03d}.png"), gt)
-        cv2.imwrite(str(tmp_path / "restored" / f"{i:03d}.png"), cv2.GaussianBlur(gt, (0, 0), 1.0))
-        cv2.imwrite(str(tmp_path / "lq" / f"{i:03d}.png"), cv2.GaussianBlur(gt, (0, 0), 3.0))
-    cv2.imwrite(str(tmp_path / "restored" / "unpaired.png"), cv2.imread(str(tmp_path / "gt" / "000.png")))
-    return tmp_path
+    return eval_folders(tmp_path, aligned_faces[:5], SIZE)
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def test_grid_rows_keep_existing_columns_and_skip_missing_files(result, folders)
 
 
 def test_write_report_writes_three_files_and_refuses_to_overwrite(result, folders, tmp_path):
-    out = tmp_path / "report"
+    out = tmp_path / "new" / "report"  # made with its parents
     written = write_report(result, out, "faces")
     assert [p.name for p in written] == ["report.md", "metrics.json", "grid.png"]
     md = (out / "report.md").read_text()

@@ -45,7 +45,8 @@ def test_format_value_uses_the_published_tables_decimals():
 
 def test_markdown_lists_each_metric_once_in_order_with_skips_and_unpaired(result, folders):
     md = markdown_report(result, None, "faces")
-    assert md.startswith("# mpcnet eval — faces\n")
+    assert md.startswith("# mpcnet eval — faces\n\n* restored: ")
+    assert "\n\n| metric | value | better | what it is |\n|---|---|---|---|\n| PSNR |" in md
     assert f"* restored: `{folders / 'restored'}`  \n* ground truth: `{folders / 'gt'}`  \n* LQ inputs: " in md
     assert "* images scored: 5\n" in md
     psnr, ssim, detail = (np.mean([row[m] for row in result.per_image.values()]) for m in ("psnr", "ssim", "grad_ratio"))
@@ -58,6 +59,9 @@ def test_markdown_lists_each_metric_once_in_order_with_skips_and_unpaired(result
     assert "**FID protocol:** not computed" in md and "Fallbacks" not in md and "## Samples" not in md
     # the published tables of CelebA-Test (a run with GT), this run's values only where computed alike
     assert "## MPCNet paper, Table 3" in md and f"| **this run** | not computed | not computed | {psnr:.2f} | {ssim:.4f} |" in md
+    assert "(CelebA-Test, blind face restoration) — for orientation only: not the same data\n" in md
+    result.dataset = "celeba-test"  # a named run is on the tables' own data: no caveat
+    assert "(CelebA-Test, blind face restoration)\n" in markdown_report(result, None, "celeba-test")
 
 
 def test_markdown_names_the_restoring_model_and_shortens_long_lists(result):
@@ -65,9 +69,9 @@ def test_markdown_names_the_restoring_model_and_shortens_long_lists(result):
     result.notes = {f"{i:03d}": f"fallback {i}" for i in range(12)}
     result.unpaired["gt_only"] = [f"g{i:02d}" for i in range(11)]
     md = markdown_report(result, ("grid.png", ["restored", "GT"]), "faces")
-    assert "| **this run (gfpgan, GFPGANv1.4)** |" in md
+    assert md.startswith("# mpcnet eval — faces\n") and "| **this run (gfpgan, GFPGANv1.4)** |" in md
     assert "**Fallbacks (12 of 5 images):** 000: fallback 0;" in md and "009: fallback 9 …" in md
-    assert "fallback 10" not in md
+    assert "fallback 10" not in md and "009: fallback 9 …\n\n**Not scored:** " in md
     assert "gt_only: g00, g01, g02, g03, g04, g05, g06, g07, g08, g09 …" in md and "g10" not in md
     assert "## Samples\n\nColumns: restored | GT\n\n![samples](grid.png)\n" in md
 
@@ -105,6 +109,7 @@ def test_write_report_writes_three_files_and_refuses_to_overwrite(result, folder
     data = json.loads((out / "metrics.json").read_text())
     assert data["images"] == 5 and list(data["metrics"]) == [m for m in METRICS if m in ("psnr", "ssim", "grad_ratio")]
     assert data["metrics"]["psnr"] == pytest.approx(result.metrics["psnr"]) and "niqe" in data["skipped"]
+    assert data["unpaired"] == {"restored_only": ["unpaired"]} and data["lq"] == str(folders / "lq")
     grid = cv2.imread(str(out / "grid.png"))
     assert grid.shape == (4 * 256 + 3 * 4, 3 * 256 + 2 * 4, 3)
     gt3 = cv2.resize(cv2.imread(str(folders / "gt" / "003.png")), (256, 256), interpolation=cv2.INTER_AREA)
@@ -129,3 +134,11 @@ def test_json_writes_infinite_psnr_as_a_string_and_names_its_tables(folders, tmp
     assert [t["title"].split(",")[0] for t in alone.to_json()["published"]] == ["MPCNet paper"]  # Real-Test's Table 7
     write_report(same, tmp_path / "r", "same")
     assert "| PSNR | inf |" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_without_sample_rows_no_grid_is_written_or_named(result, folders, tmp_path):
+    for face in (folders / "lq").iterdir():  # no image is in all three folders any more
+        face.rename(folders / "lq" / f"x{face.name}")
+    written = write_report(result, tmp_path / "report", "faces")
+    assert [p.name for p in written] == ["report.md", "metrics.json"] and not (tmp_path / "report" / "grid.png").exists()
+    assert "## Samples" not in (tmp_path / "report" / "report.md").read_text()

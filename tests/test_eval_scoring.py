@@ -43,10 +43,11 @@ def test_runs_that_cannot_be_scored_say_why(folders, tmp_path):
         score(folders / "lq", tmp_path / "empty", metrics=("psnr",))
     small = tmp_path / "small"
     small.mkdir()
-    for name in ("000", "001"):
+    for name in ("000", "001", "002", "003"):
         face = cv2.imread(str(folders / "restored" / f"{name}.png"))
         cv2.imwrite(str(small / f"{name}.png"), cv2.resize(face, (32, 48), interpolation=cv2.INTER_AREA))
-    with pytest.raises(EvalError, match=r"no pair could be scored: 000 \(32×48 vs 64×64\); 001 \(32×48 vs 64×64\)$"):
+    with pytest.raises(EvalError, match=r"no pair could be scored: 000 \(32×48 vs 64×64\); 001 \(32×48 vs 64×64\); "
+                                        r"002 \(32×48 vs 64×64\)$"):  # the first three
         score(small, folders / "gt", metrics=("psnr",))
 
 

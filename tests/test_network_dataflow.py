@@ -115,6 +115,11 @@ def test_forward_is_the_u_net_composed_by_hand(net, face):
     torch.testing.assert_close(logits, net.parsenet.out_mask_conv(f_parse[SIZE]))
 
 
+def test_a_wrong_input_size_names_the_size_it_got(net):
+    with pytest.raises(ValueError, match=r"^MPCNet\(64\) needs 64×64 input, got \(48, 64\)$"):
+        run(net, torch.zeros(1, 3, 48, 64))
+
+
 def test_adain_of_a_flat_feature_is_finite():
     """σ = 0 (a constant channel) on either side: eq. 4 with ε stays finite."""
     from mpcnet.archs.apff_arch import AdaIN

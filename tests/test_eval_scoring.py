@@ -10,6 +10,7 @@ import torch
 from mpcnet.eval_scoring import score
 from mpcnet.evaluate import EvalError
 from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance
+from mpcnet.metrics.niqe import niqe
 from tests.conftest import eval_folders
 
 SIZE = 64
@@ -75,3 +76,12 @@ def test_fid_is_the_frechet_distance_of_the_features_and_names_its_protocol(fold
     assert again.fid_protocol.endswith("reference statistics from cache)")
     alone = score(folders / "lq", None, metrics=("fid", "niqe"), fid_extractor=extractor)
     assert "fid" not in alone.metrics and "--fid-ref" in alone.skipped["fid"] and alone.fid_protocol is None
+
+
+def test_niqe_without_ground_truth_is_the_mean_of_each_image(tmp_path, aligned_faces):
+    faces = [cv2.resize(cv2.imread(str(p)), (192, 192), interpolation=cv2.INTER_AREA) for p in aligned_faces[:2]]
+    for i, face in enumerate(faces):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), face)
+    result = score(tmp_path, None, metrics=("niqe",))
+    assert result.per_image == {str(i): {"niqe": pytest.approx(niqe(face))} for i, face in enumerate(faces)}
+    assert result.metrics == {"niqe": pytest.approx(np.mean([niqe(face) for face in faces]))}

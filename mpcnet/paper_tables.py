@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mpcnet.evaluate import EvalError, EvalResult, format_value, restore_folder, score
+from mpcnet.eval_report import format_value
+from mpcnet.eval_scoring import EvalResult, score
+from mpcnet.evaluate import EvalError, restore_folder
 from mpcnet.metrics import DESCRIPTIONS, METRICS
 from mpcnet.published import PublishedTable, paper_table, table_lines
 from mpcnet.utils.files import write_bytes_atomic

@@ -66,7 +66,9 @@ def evaluate(
     appear only in the columns computed the same way.
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
-    from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder, score, write_report
+    from mpcnet.eval_report import write_report
+    from mpcnet.eval_scoring import score
+    from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder
     from mpcnet.utils.dist import DistError, launch as join
 
     chosen = tuple(m.strip().lower() for m in (metrics or ",".join(METRICS)).split(",") if m.strip())
@@ -132,7 +134,7 @@ def evaluate(
 
 
 def _print_table(result) -> None:
-    from mpcnet.evaluate import format_value
+    from mpcnet.eval_report import format_value
 
     table = Table(title=f"mpcnet eval: {len(result.per_image)} images")
     table.add_column("metric")
@@ -178,7 +180,7 @@ def _paper_table(table, dataset, data_root, lq, gt, hq, variants, experiments, r
 
 
 def _print_paper_table(run) -> None:
-    from mpcnet.evaluate import format_value
+    from mpcnet.eval_report import format_value
     from mpcnet.paper_tables import published
 
     paper = published(run.table)

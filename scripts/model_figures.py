@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mpcnet.evaluate import sample_grid
+from mpcnet.eval_report import sample_grid
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

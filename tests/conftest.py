@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -47,6 +49,38 @@ def hq_faces() -> list[Path]:
 def whole_photos() -> list[Path]:
     """Real whole photos with one or more faces."""
     return sorted((DATA / "codeformer-inputs" / "whole_imgs").iterdir())
+
+
+def eval_folders(root: Path, faces: list[Path], size: int, lq_ext: str = "png") -> Path:
+    """An eval run's folders under ``root`` from real faces: gt/ (each at ``size`` px), restored/ (a mild
+    blur, σ 1, plus unpaired.png, a copy of the first GT) and lq/ (a strong blur, σ 3, as ``lq_ext``)."""
+    for name in ("gt", "restored", "lq"):
+        (root / name).mkdir()
+    for i, path in enumerate(faces):
+        gt = cv2.resize(cv2.imread(str(path)), (size, size), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / "gt" / f"{i:03d}.png"), gt)
+        cv2.imwrite(str(root / "restored" / f"{i:03d}.png"), cv2.GaussianBlur(gt, (0, 0), 1.0))
+        cv2.imwrite(str(root / "lq" / f"{i:03d}.{lq_ext}"), cv2.GaussianBlur(gt, (0, 0), 3.0))
+    cv2.imwrite(str(root / "restored" / "unpaired.png"), cv2.imread(str(root / "gt" / "000.png")))
+    return root
+
+
+def heldout_faces(count: int) -> dict[str, np.ndarray]:
+    """The first ``count`` held-out faces of the face pool's aligned sources of at least 512 px, taken from
+    ../shared/data by the pool's own code (README sources, seeded split, 512 px resize): pool file name →
+    512×512 BGR uint8, as ``make pool`` writes them (scripts/eval_heldout.sh's GT); no pool needed."""
+    from mpcnet.data.face_pool import face_name, load_fixed_splits, pool_files, read_sources, resize_aligned, source_split
+    from mpcnet.utils.files import read_image
+
+    fixed, faces = load_fixed_splits(REPO / "options" / "splits"), {}
+    for source, path in pool_files(DATA, read_sources(DATA)):
+        if len(faces) == count:
+            break
+        if source.pool == "aligned" and source_split(path, DATA, fixed) == "heldout":
+            image = read_image(path)
+            if image.bgr.shape[0] >= 512:
+                faces[Path(face_name(source, path, None)).name] = resize_aligned(image)
+    return faces
 
 
 class Negative(torch.nn.Module):

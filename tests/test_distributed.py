@@ -160,7 +160,7 @@ SCORE = """
 import json, os, sys
 from pathlib import Path
 import torch
-from mpcnet.evaluate import score
+from mpcnet.eval_scoring import score
 from mpcnet.metrics.fid import FeatureExtractor
 from mpcnet.utils.dist import launch
 torch.manual_seed(0)

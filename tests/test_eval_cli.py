@@ -9,9 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mpcnet.evaluate import METRICS, EvalError, resolve_dataset, score
+from mpcnet.eval_scoring import score
+from mpcnet.evaluate import EvalError, resolve_dataset
+from mpcnet.metrics import METRICS
 from mpcnet.metrics.fid import FeatureExtractor
 from mpcnet_cli.main import app
+from tests.conftest import eval_folders
 
 SIZE = 256
 
@@ -26,16 +29,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def folders(hq_faces, tmp_path_factory):
     """gt/ (clean CelebA-HQ faces), restored/ (mild blur, plus one unpaired file), lq/ (strong blur, JPEG)."""
-    root = tmp_path_factory.mktemp("evalset")
-    for name in ("gt", "restored", "lq"):
-        (root / name).mkdir()
-    for i, path in enumerate(hq_faces[:6]):
-        gt = cv2.resize(cv2.imread(str(path)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(root / "gt" / f"{i:03d}.png"), gt)
-        cv2.imwrite(str(root / "restored" / f"{i:03d}.png"), cv2.GaussianBlur(gt, (0, 0), 1.0))
-        cv2.imwrite(str(root / "lq" / f"{i:03d}.jpg"), cv2.GaussianBlur(gt, (0, 0), 3.0))
-    shutil.copy(root / "gt" / "000.png", root / "restored" / "unpaired.png")
-    return root
+    return eval_folders(tmp_path_factory.mktemp("evalset"), hq_faces[:6], SIZE, "jpg")
 
 
 def test_eval_cli_writes_a_report_listing_every_metric(folders, tmp_path):

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.evaluate import index_folder, pair_folders, score
+from mpcnet.eval_scoring import index_folder, pair_folders, score
 
 
 def write(folder, rel, img):

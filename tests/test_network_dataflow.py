@@ -3,10 +3,18 @@ output at every decoder scale, and a local change of the input stays local (the 
 skip carries it, not only the 4×4 bottleneck)."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
+import yaml
+from basicsr.utils import img2tensor, tensor2img
 
 from mpcnet.archs.mpcnet_arch import MPCNet
+from mpcnet.checkpoint import build_network, load_checkpoint
+from mpcnet.data.degradations import PAPER_RANGES, degrade
+from mpcnet.metrics.pixel import psnr
+from tests.conftest import REPO, heldout_faces
 from tests.test_archs import SMALL, face_tensor
 
 SIZE = 64
@@ -107,6 +115,11 @@ def test_forward_is_the_u_net_composed_by_hand(net, face):
     torch.testing.assert_close(logits, net.parsenet.out_mask_conv(f_parse[SIZE]))
 
 
+def test_a_wrong_input_size_names_the_size_it_got(net):
+    with pytest.raises(ValueError, match=r"^MPCNet\(64\) needs 64×64 input, got \(48, 64\)$"):
+        run(net, torch.zeros(1, 3, 48, 64))
+
+
 def test_adain_of_a_flat_feature_is_finite():
     """σ = 0 (a constant channel) on either side: eq. 4 with ε stays finite."""
     from mpcnet.archs.apff_arch import AdaIN
@@ -136,3 +149,23 @@ def test_ablation_blocks_compute_their_formulas():
         f_s1 = no_gan.conv_s1(no_gan.rcabs(f_sp))
         expected = no_gan.sft.alpha(f_parse) * f_s1 + no_gan.sft.beta(f_parse)
         torch.testing.assert_close(no_gan(f_sp, None, f_parse), expected)
+
+
+def test_the_shipped_checkpoint_rebuilds_strictly_and_restores_at_its_own_size():
+    """weights/mpcnet_s256.pth rebuilt from the architecture it records (a strict load: every layer's name
+    and shape as trained) restores two held-out faces at 256 px, degraded with its stage-3 ranges
+    (options/train_mpcnet_s256.yml): PSNR above the input's (the identity, its residual output at
+    initialisation, gains 0). Construction changes that random weights cannot tell from the design
+    (kernel sizes, layer counts, activation slopes) fail here."""
+    net = build_network(load_checkpoint(REPO / "weights" / "mpcnet_s256.pth"))
+    stage3 = yaml.safe_load((REPO / "options" / "train_mpcnet_s256.yml").read_text())
+    ranges = {**PAPER_RANGES, **stage3["datasets"]["train"]["degradation"]}
+    gains = []
+    for i, face in enumerate(heldout_faces(2).values()):
+        gt = cv2.resize(face, (256, 256), interpolation=cv2.INTER_AREA)
+        lq, _ = degrade(gt.astype(np.float32) / 255, np.random.default_rng(i), ranges, out_size=256)
+        lq = np.round(lq.clip(0, 1) * 255).astype(np.uint8)
+        x = img2tensor(lq.astype(np.float32) / 255, bgr2rgb=True, float32=True).unsqueeze(0) * 2 - 1
+        out = tensor2img(run(net, x), rgb2bgr=True, min_max=(-1, 1))
+        gains.append(psnr(out, gt) - psnr(lq, gt))
+    assert np.mean(gains) > 0.1, gains

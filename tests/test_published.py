@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mpcnet.evaluate import format_value
+from mpcnet.eval_report import format_value
 from mpcnet.metrics import METRICS
 from mpcnet.metrics.dlib_face import NAMES as DLIB
 from mpcnet.published import comparison_markdown, load_tables, published_json, read_tables

@@ -283,33 +283,40 @@ def test_amp_fp16_with_grad_scaler_on_cuda(faces64, tmp_path):
     assert set(state["scalers"]) == {"g", "d"}
 
 
-def test_parsenet_stage_lowers_cross_entropy(faces64, tmp_path):
-    """Stage 1 on a folder laid out like CelebAMask-HQ: real CelebA-HQ faces as images and the
-    real CelebAMask-HQ colour maps (as cached label maps, colours numbered in order) as labels.
-    The pairs do not belong together (no CelebAMask-HQ images here): this checks the optimisation."""
-    from mpcnet.data.celebamask_parsing_dataset import CelebAMaskHQParsingDataset
-    from mpcnet.models.parsenet_model import parse_logits
-
-    root, cache = tmp_path / "CelebAMask-HQ", tmp_path / "labels"
+def celebamask_set(faces64: Path, tmp: Path) -> dict:
+    """A folder laid out like CelebAMask-HQ: real CelebA-HQ faces as images and the real CelebAMask-HQ
+    colour maps (as cached label maps, colours numbered in order) as labels; its stage-1 dataset options."""
+    root, cache = tmp / "CelebAMask-HQ", tmp / "labels"
     (root / "CelebA-HQ-img").mkdir(parents=True)
     cache.mkdir()
-    faces = sorted(faces64.glob("*.png"))[:8]
-    for i, face in enumerate(faces):
+    for i, face in enumerate(sorted(faces64.glob("*.png"))[:8]):
         index = 28000 + i
         cv2.imwrite(str(root / "CelebA-HQ-img" / f"{index}.jpg"), cv2.imread(str(face)))
         seg = cv2.imread(str(DATA / "gpen-examples" / "segs" / f"{index}.png"))
         _, inverse = torch.unique(torch.from_numpy(seg.reshape(-1, 3)), dim=0, return_inverse=True)
         cv2.imwrite(str(cache / f"{index}.png"), inverse.reshape(seg.shape[:2]).clamp(max=18).numpy().astype("uint8"))
-    data = {"name": "parse", "type": "CelebAMaskHQParsingDataset", "dataroot": str(root), "label_cache": str(cache),
+    return {"name": "parse", "type": "CelebAMaskHQParsingDataset", "dataroot": str(root), "label_cache": str(cache),
             "gt_size": SIZE, "batch_size_per_gpu": 4, "num_worker_per_gpu": 0}
+
+
+def parsenet_options(data: dict, exp: Path, name: str, total_iter: int, save_every: int = 5) -> dict:
     net = {"type": "MPCParseNet", "in_size": SIZE, "out_size": SIZE, "min_feat_size": 8, "base_ch": 8,
            "res_depth": 1, "ch_range": [8, 16]}
-    opt = {"name": "parse", "model_type": "MPCParseNetModel", "num_gpu": 0, "manual_seed": 3, "cpu_threads": 1,
-           "datasets": {"train": data}, "network_g": net,
-           "train": {"total_iter": 10, "optim_g": {**ADAM, "lr": 2e-3}},
-           "logger": {"print_freq": 5, "save_checkpoint_freq": 5, "use_tb_logger": False},
-           "path": {"experiments_root": str(tmp_path / "exp")}}
-    summary = run_stage(opt, tmp_path)
+    return {"name": name, "model_type": "MPCParseNetModel", "num_gpu": 0, "manual_seed": 3, "cpu_threads": 1,
+            "datasets": {"train": data}, "network_g": net,
+            "train": {"total_iter": total_iter, "optim_g": {**ADAM, "lr": 2e-3}},
+            "logger": {"print_freq": 5, "save_checkpoint_freq": save_every, "use_tb_logger": False},
+            "path": {"experiments_root": str(exp)}}
+
+
+def test_parsenet_stage_lowers_cross_entropy(faces64, tmp_path):
+    """Stage 1 on a folder laid out like CelebAMask-HQ (:func:`celebamask_set`). The pairs do not belong
+    together (no CelebAMask-HQ images here): this checks the optimisation."""
+    from mpcnet.data.celebamask_parsing_dataset import CelebAMaskHQParsingDataset
+    from mpcnet.models.parsenet_model import parse_logits
+
+    data = celebamask_set(faces64, tmp_path)
+    summary = run_stage(parsenet_options(data, tmp_path / "exp", "parse", total_iter=10), tmp_path)
     ds = CelebAMaskHQParsingDataset({**data, "use_hflip": False, "seed": 99})
     lq = torch.stack([ds[i]["lq"] for i in range(len(ds))])
     labels = torch.stack([ds[i]["label"] for i in range(len(ds))])
@@ -320,6 +327,24 @@ def test_parsenet_stage_lowers_cross_entropy(faces64, tmp_path):
             return torch.nn.functional.cross_entropy(parse_logits(build_network(load_checkpoint(models / ckpt_name))(lq)),
                                                      labels).item()
     assert ce("net_g_latest.pth") < ce("net_g_5.pth")
+
+
+def test_parsenet_resume_equals_uninterrupted_run(faces64, tmp_path):
+    """Stage 1 draws random numbers every iteration too (eq. 1 degradations of the parser's input, flips
+    that swap left/right labels): 3 iterations (mid-epoch: 8 faces, batches of 4), stop, resume to 6 gives
+    the weights of 6 in one go."""
+    data = celebamask_set(faces64, tmp_path)
+    straight = run_stage(parsenet_options(data, tmp_path / "a", "run", total_iter=6, save_every=2), tmp_path)
+    first = parsenet_options(data, tmp_path / "b", "run", total_iter=3, save_every=2)
+    run_stage(first, tmp_path)
+    resumed = run_stage({**first, "train": {**first["train"], "total_iter": 6}}, tmp_path, resume=True)
+    assert resumed["iter"] == 6
+    a = load_checkpoint(Path(straight["experiments_root"]) / "models" / "net_g_latest.pth")["params"]
+    b = load_checkpoint(Path(resumed["experiments_root"]) / "models" / "net_g_latest.pth")["params"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=f"net_g.{key} differs")
+    at3 = load_checkpoint(Path(resumed["experiments_root"]) / "models" / "net_g_3.pth")["params"]  # it trained on
+    assert any(not torch.equal(at3[k], b[k]) for k in b)
 
 
 def stylegan_options(root: Path, exp: Path, name: str, total_iter: int) -> dict:

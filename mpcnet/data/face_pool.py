@@ -179,6 +179,11 @@ def hash_split(data: bytes) -> str:
     return "heldout" if b < 12 else "val" if b < 17 else "train"
 
 
+def source_split(path: Path, data_root: Path, fixed: dict[str, str]) -> str:
+    """The split of a source file under ``data_root``: its fixed list's, else :func:`hash_split`'s."""
+    return fixed.get(path.relative_to(data_root).as_posix()) or hash_split(path.read_bytes())
+
+
 # -- measures ---------------------------------------------------------------------------------
 def _gray256(face: np.ndarray) -> np.ndarray:
     gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32)
@@ -325,7 +330,7 @@ def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, st
                 detector, verifier) -> tuple[list[Face], list[Dropped]]:
     """The faces of one source file that pass the drop rules 1-5, and those that do not."""
     rel = path.relative_to(data_root).as_posix()
-    split = fixed.get(rel) or hash_split(path.read_bytes())
+    split = source_split(path, data_root, fixed)
     try:
         image = read_image(path)
     except ImageReadError as err:

@@ -95,7 +95,7 @@ def overlay(bgr: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarra
 
 def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], per_row: int = 3, tile: int = 160) -> bytes:
     """PNG bytes (256-colour palette, to stay small) of face | overlay pairs, ``per_row`` pairs a row."""
-    from mpcnet.evaluate import sample_grid
+    from mpcnet.eval_report import sample_grid
 
     cells = [img for face, label in pairs for img in (face, overlay(face, label))]
     cells += [np.full_like(cells[0], 255)] * (-len(cells) % (2 * per_row))

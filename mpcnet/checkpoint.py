@@ -10,8 +10,8 @@ each failure is one :class:`~mpcnet.weights.WeightsError` whose message names th
 from __future__ import annotations
 
 import io
-import pickle
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -48,6 +48,27 @@ def test_network_from_checkpoint_rebuilds_the_recorded_architecture(tmp_path):
         network_from_checkpoint({"params": net.state_dict(), "arch": {**net.arch_config, "use_quantum_prior": True}})
 
 
+def test_load_model_file_by_name_or_path_and_into_a_module(tmp_path):
+    by_name = load_model_file("mpcnet-tiny")  # bundled, sha256-verified
+    assert by_name.path.name == "mpcnet_tiny128.pth" and by_name.checkpoint["arch"]["type"] == "MPCNet"
+    assert by_name.state is by_name.checkpoint["params"]
+    by_path = load_model_file(str(by_name.path))
+    assert by_path.path == by_name.path and by_path.state.keys() == by_name.state.keys()
+    torch.manual_seed(0)
+    net = MPCNet(**SMALL64)
+    save_checkpoint({"params_ema": net.state_dict()}, tmp_path / "n.pth")
+    other = MPCNet(**SMALL64)
+    load_model_file(tmp_path / "n.pth", into=other)
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), net.state_dict().values()))
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path / 'n.pth'} does not fit this Linear (")):
+        load_model_file(tmp_path / "n.pth", into=torch.nn.Linear(2, 2))
+    with pytest.raises(WeightsError, match="'nothing-here' is neither a file nor a name"):
+        load_model_file("nothing-here")
+    torch.save({"iter": 3, "optimizers": []}, tmp_path / "state.pth")
+    with pytest.raises(WeightsError, match=re.escape(f"{tmp_path / 'state.pth'}: no network weights")):
+        load_model_file(tmp_path / "state.pth")
+
+
 class Gadget:
     """Any object whose unpickling would import and run Python code."""
 

@@ -13,7 +13,8 @@ from mpcnet.restoration.peers import build_peer
 from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer, check_backend
 from mpcnet.utils.device import resolve_device
-from mpcnet.utils.dist import Launch, launch as join
+from mpcnet.utils.dist import Launch
+from mpcnet.utils.dist import launch as join
 
 
 @dataclass

@@ -1,22 +1,28 @@
-"""Checkpoints: loaded with ``torch.load(weights_only=True)`` only, saved atomically.
+"""The checkpoint format, written and read here only: loaded with ``torch.load(weights_only=True)``
+only, saved atomically.
 
 An MPCNet checkpoint is a dict ``{'params' or 'params_ema': state_dict, 'arch': {'type': ...,
-**kwargs}, 'meta': {...}}``; ``build_network`` rebuilds the network from it through BasicSR's
-ARCH_REGISTRY.
+**kwargs}, 'meta': {...}}``; :func:`mpcnet.archs.network_from_checkpoint` rebuilds the network it
+records. Every model file (ours, a prior, a peer's, a metric's network) is loaded by
+:func:`load_model_file`: registry name or path → sha256-verified file → safe load → state dict, and
+each failure is one :class:`~mpcnet.weights.WeightsError` whose message names the file.
 """
 from __future__ import annotations
 
 import io
+import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mpcnet.utils.files import write_bytes_atomic
+from mpcnet.weights import WeightsError, resolve
 
 
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message says why."""
+class CheckpointError(WeightsError, ValueError):
+    """A model file that is there but cannot be used; the message says why."""
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -64,15 +70,38 @@ def load_error_detail(exc: Exception) -> str:
     return detail[:300]
 
 
-def build_network(ckpt: dict) -> torch.nn.Module:
-    """Rebuild the registered architecture recorded in ``ckpt['arch']`` and load its weights."""
-    from basicsr.utils.registry import ARCH_REGISTRY
+def load_state_into(module: torch.nn.Module, state: dict, source: str | os.PathLike, hint: str = "") -> torch.nn.Module:
+    """``module.load_state_dict(state, strict=True)``; weights that do not fit are a
+    :class:`CheckpointError` naming ``source`` and the first informative line, then ``hint``."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source} does not fit this {type(module).__name__} ({load_error_detail(exc)})"
+                              + (f"; {hint}" if hint else "")) from exc
+    return module
 
-    import mpcnet.archs  # noqa: F401 - fills ARCH_REGISTRY
 
-    arch = dict(ckpt.get("arch") or {})
-    if "type" not in arch:
-        raise CheckpointError("checkpoint does not record its architecture ('arch': {'type': ...})")
-    net = ARCH_REGISTRY.get(arch.pop("type"))(**arch)
-    net.load_state_dict(state_dict_of(ckpt), strict=True)
-    return net.eval()
+@dataclass(frozen=True)
+class ModelFile:
+    """A loaded model file: where it is, the whole checkpoint, and its network weights."""
+
+    path: Path
+    checkpoint: dict
+    state: dict
+
+
+def load_model_file(name_or_path: str | os.PathLike, into: torch.nn.Module | None = None,
+                    hint: str = "") -> ModelFile:
+    """The one way to load a model file: a registry name (its sha256 verified) or a path, read with
+    ``weights_only``, its state dict (:func:`state_dict_of`), loaded strictly ``into`` a module when
+    one is given (:func:`load_state_into`). Every failure is a :class:`~mpcnet.weights.WeightsError`
+    (a :class:`CheckpointError` once the file is found)."""
+    path = resolve(name_or_path)
+    checkpoint = load_checkpoint(path)
+    try:
+        state = state_dict_of(checkpoint)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if into is not None:
+        load_state_into(into, state, name_or_path, hint)
+    return ModelFile(path, checkpoint, state)

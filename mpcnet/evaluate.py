@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from mpcnet.utils.dist import Launch
-from mpcnet.utils.files import UnsafeOutputError, check_output_location, list_images, pixel_count
+from mpcnet.utils.files import list_images, pixel_count
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
 # Other names for the same folders, tried in order after the canonical one.
@@ -62,31 +62,25 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary.
     ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline.
     Each process of ``launch`` restores its share; every network call runs a full batch, so a face's
-    result is the same whatever the number of processes."""
-    from mpcnet.checkpoint import CheckpointError
-    from mpcnet.restoration.peers import PeerError, build_peer
-    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
-    from mpcnet.restoration.restorer import FaceRestorer
+    result is the same whatever the number of processes. The caller checks ``out_dir`` against ``lq``
+    (:func:`~mpcnet.utils.files.check_output_location`)."""
+    from mpcnet.restoration.builder import build_pipeline
+    from mpcnet.restoration.peers import PeerError
+    from mpcnet.restoration.pipeline import RestoreOptions, Summary
     from mpcnet.weights import WeightsError
 
     root, files = list_images(lq)
     if not files:
         raise EvalError(f"no images in --lq {lq}")
-    try:
-        check_output_location(lq, out_dir)
-        if method == "mpcnet":
-            restorer = FaceRestorer.from_weights(weights, device, batch_size=batch_size)
-        else:
-            net, size, name = build_peer(method, weights)
-            restorer = FaceRestorer(net, size, device, batch_size=batch_size, name=name, channels_last=False)
-    except (WeightsError, CheckpointError, UnsafeOutputError, PeerError) as exc:
-        raise EvalError(str(exc)) from exc
-    restorer.fixed_batch = True
     options = RestoreOptions(aligned=True, upscale=1, bg_upsampler="none", ext="png", overwrite=overwrite)
-    pipeline = RestorePipeline(restorer, None, options)
+    try:
+        pipeline = build_pipeline(weights, device, options=options, method=method, batch_size=batch_size,
+                                  fixed_batch=True).pipeline
+    except (WeightsError, PeerError, ValueError) as exc:
+        raise EvalError(str(exc)) from exc
     mine = launch.shard(files, pixel_count, key=lambda f: pipeline.output_path(f, root, out_dir))
     summary = Summary.merge(launch.all_gather(pipeline.run(mine, root, out_dir)), files).to_dict()
-    summary["weights"], summary["method"] = restorer.name, method
+    summary["weights"], summary["method"] = pipeline.restorer.name, method
     summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
     if summary["restored"] == 0:
         first = summary["failures"][0]

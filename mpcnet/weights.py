@@ -120,8 +120,15 @@ def verify(entry: WeightEntry, path: Path) -> None:
                            f"(expected {expected[:16]}…, got {actual[:16]}…); delete it and fetch again")
 
 
-def resolve(name: str) -> Path:
-    """Path of a verified local copy of the registry entry ``name``."""
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A file the user chose (used as it is), or a verified local copy of the registry entry of that name."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    name = str(name_or_path)
+    if name not in load_registry():
+        raise WeightsError(f"'{name}' is neither a file nor a name in {registry_file().name} "
+                           "(see 'mpcnet weights list')")
     entry = get_entry(name)
     path = locate(entry)
     if path is None:
@@ -130,17 +137,6 @@ def resolve(name: str) -> Path:
                            f"'mpcnet weights fetch {name}' or copy the file there.")
     verify(entry, path)
     return path
-
-
-def resolve_any(name_or_path: str) -> Path:
-    """A registry name, verified, or a path to a file the user chose."""
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    if name_or_path in load_registry():
-        return resolve(name_or_path)
-    raise WeightsError(f"'{name_or_path}' is neither a file nor a name in {registry_file().name} "
-                       "(see 'mpcnet weights list')")
 
 
 def pin(name: str, sha256: str | None = None) -> str:

@@ -35,11 +35,11 @@ def onnx_(
     ONNX Runtime on real faces and must match PyTorch within 1e-3 (max absolute difference, fp32),
     else nothing is written and the exit code is 1. The result runs with
     'mpcnet restore --backend onnxruntime --weights model.onnx'."""
-    from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint
+    from mpcnet.archs import load_network
     from mpcnet.deploy import OnnxUnavailable, require
     from mpcnet.deploy.export import CHECK_TOLERANCE, export_onnx, load_faces, max_abs_difference
     from mpcnet.utils.files import list_images, write_bytes_atomic
-    from mpcnet.weights import WeightsError, resolve_any
+    from mpcnet.weights import WeightsError
 
     if out.suffix.lower() != ".onnx":
         fail(f"--out must name an .onnx file, got '{out}'")
@@ -53,12 +53,9 @@ def onnx_(
         if faces is not None and len(face_files) < (calibration + 1 if int8 else 1):
             raise ValueError(f"{faces} has {len(face_files)} images; "
                              + (f"--int8 needs more than --calibration {calibration}" if int8 else "need at least 1"))
-        path = resolve_any(weights or DEFAULT_WEIGHTS)
-        ckpt = load_checkpoint(path)
-        net = build_network(ckpt)
-    except (OnnxUnavailable, WeightsError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        net, size = load_network(weights or DEFAULT_WEIGHTS)
+    except (OnnxUnavailable, WeightsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc).splitlines()[0])
-    size = int(ckpt["arch"].get("out_size", 512))
     calib_files, check_files = (face_files[:calibration], face_files[calibration:]) if int8 else ([], face_files)
     with console.status("exporting…"):
         model = export_onnx(net, size, str(weights or DEFAULT_WEIGHTS))

@@ -83,16 +83,12 @@ def restore(
     Exit code 0 when every file succeeded (a photo without a face is a success, reported), 1 when
     any failed, 2 for a bad request."""
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
-    from mpcnet.checkpoint import CheckpointError
     from mpcnet.deploy import OnnxUnavailable
-    from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.background import BackgroundUpsamplerError
-    from mpcnet.restoration.paste import load_parsenet
-    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
-    from mpcnet.restoration.restorer import FaceRestorer
+    from mpcnet.restoration.builder import build_pipeline
+    from mpcnet.restoration.pipeline import RestoreOptions, Summary
     from mpcnet.restoration.video import VideoError, VideoRestorer, import_av, video_pixels
-    from mpcnet.utils.device import resolve_device
-    from mpcnet.utils.dist import DistError, launch as join
+    from mpcnet.utils.dist import DistError
     from mpcnet.utils.files import pixel_count, remove_stale_parts
 
     try:
@@ -101,48 +97,24 @@ def restore(
                                  bg_upsampler=bg_upsampler, max_pixels=max_pixels, faces_only=faces_only,
                                  skip_existing=skip_existing, overwrite=overwrite, fidelity=fidelity,
                                  draw_box=draw_box)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown --backend '{backend}'; choose from {', '.join(BACKENDS)}")
-        if amp and backend != "torch":
-            raise ValueError("--amp is PyTorch autocast: it needs --backend torch")
-        if detector is not None and detector not in DETECTORS:
-            raise ValueError(f"unknown --detector '{detector}'; choose from {', '.join(DETECTORS)}")
         root, files = list_images(inputs, IMAGE_EXTS + VIDEO_EXTS)
         videos = [f for f in files if f.suffix.lower() in VIDEO_EXTS]
         files = [f for f in files if f not in videos]
         if videos:
             import_av()
         check_output_location(inputs, out)
-        device, device_note = resolve_device(device)
-        launch = join(launcher, device)
-        device = launch.device
-    except (ValueError, FileNotFoundError, UnsafeOutputError, VideoError, DistError) as e:
+    except (ValueError, FileNotFoundError, UnsafeOutputError, VideoError) as e:
         fail(str(e))
     if not files and not videos:
         fail(f"no images or videos found in {inputs}")
     try:
         with console.status("exporting the network to ONNX…" if backend == "onnxruntime" else "loading…"):
-            restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
-        restorer.fixed_batch = launcher == "pytorch" if fixed_batch is None else fixed_batch
-        detector = None if aligned else detector or default_detector()
-        face_detector = None if aligned else make_detector(detector, device)
-        parsenet = None if aligned or restorer.parses else load_parsenet(device)
-    except (WeightsError, CheckpointError, OnnxUnavailable, ValueError) as e:
-        fail(str(e).splitlines()[0])
-    mask = ("face parsing (the network's parsing prior)" if restorer.parses else
-            "face parsing (ParseNet)" if parsenet is not None else "feathered ellipse")
-    setup = {"weights": restorer.name, "network_size": restorer.size, "backend": backend,
-             "device": f"{device} ({device_note})" if device_note else device, "amp": amp, "fidelity": fidelity,
-             "detector": face_detector.name if face_detector else "none (--aligned)",
-             "mask": "none (--aligned)" if aligned else mask,
-             "background": "none (--aligned)" if aligned else bg_upsampler, "processes": launch.world_size,
-             **({"threads_per_process": launch.threads} if launch.threads else {}),
-             "fixed_batch": restorer.fixed_batch}
-    try:
-        pipeline = RestorePipeline(restorer, face_detector, options, parsenet)
+            built = build_pipeline(weights, device, detector, options, backend=backend, amp=amp,
+                                   batch_size=batch_size, fixed_batch=fixed_batch, launcher=launcher)
+        pipeline, launch, setup = built.pipeline, built.launch, built.setup
         video_restorer = VideoRestorer(pipeline, codec, crf, smooth) if videos else None
-    except (BackgroundUpsamplerError, ValueError) as e:
-        fail(str(e))
+    except (WeightsError, OnnxUnavailable, BackgroundUpsamplerError, DistError, ValueError) as e:
+        fail(str(e).splitlines()[0])
     try:  # a resume first removes the temporary files of writes a kill -9 cut short; then each takes its share
         stale = remove_stale_parts(out) if skip_existing and launch.main else []
         launch.barrier()

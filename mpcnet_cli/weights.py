@@ -87,6 +87,7 @@ def path(name: Optional[str] = typer.Argument(None, help="A name from 'mpcnet we
                       f"bundled:  {where['bundled']}\npins:     {where['pins']}", markup=False, highlight=False)
         return
     try:
+        registry.get_entry(name)  # an unknown name is refused with the known ones
         found = registry.resolve(name)
     except registry.WeightsError as exc:
         fail(str(exc))

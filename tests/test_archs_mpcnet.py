@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mpcnet.archs import network_from_checkpoint
 from mpcnet.archs.apff_arch import AdaIN
 from mpcnet.archs.mpcnet_arch import MPCNet
-from mpcnet.checkpoint import build_network, load_checkpoint, save_checkpoint
+from mpcnet.checkpoint import load_checkpoint, save_checkpoint
 from tests.test_archs import SMALL, face_tensor
 
 
@@ -168,7 +169,7 @@ def test_checkpoint_rebuilds_without_prior_files(tmp_path, face64):
     assert arch["type"] == "MPCNet" and arch["use_sft"] is False and "gan_prior_path" not in arch
     assert all(isinstance(v, (int, float, bool, str)) for v in arch.values())
     save_checkpoint({"params": net.state_dict(), "arch": arch, "meta": {}}, tmp_path / "net.pth")
-    rebuilt = build_network(load_checkpoint(tmp_path / "net.pth"))
+    rebuilt = network_from_checkpoint(load_checkpoint(tmp_path / "net.pth"))
     with torch.inference_mode():
         assert torch.equal(rebuilt(face64), net(face64))
 

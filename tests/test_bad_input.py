@@ -21,6 +21,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from mpcnet.checkpoint import load_checkpoint, save_checkpoint
 from mpcnet_cli.main import app
 from tests.conftest import DATA, REPO
 from tests.test_restore_cli import tree_hashes
@@ -243,6 +244,36 @@ def test_restore_bad_request(case, faces, tmp_path, tiny_weights):
     assert_one_clean_line(result, "error:", words)
     assert not (tmp_path / "out").exists() and (tmp_path / "note.txt").read_text() == "a user's file\n"
     assert tree_hashes(faces) == before
+
+
+# Every command that takes --weights loads it through the one loader: the same file, the same line.
+WEIGHTS_COMMANDS = {
+    "restore": lambda src, out, w: ["restore", src, "--aligned", "-o", out, "--weights", w],
+    "export onnx": lambda src, out, w: ["export", "onnx", "-o", out / "m.onnx", "--weights", w],
+    "eval": lambda src, out, w: ["eval", "--lq", src, "--metrics", "niqe", "--weights", w],
+    "benchmark restore": lambda src, out, w: ["benchmark", "restore", src, "--aligned", "--weights", w],
+}
+
+
+def misfit_file(tmp_path, kind):
+    """An MPCNet checkpoint whose weights are not the architecture's it records."""
+    path = tmp_path / f"{kind}.pth"
+    save_checkpoint({"params": {}, "arch": load_checkpoint(REPO / "weights" / "mpcnet_tiny128.pth")["arch"]}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind, make, words", [
+    ("truncated", torch_file, "not a readable PyTorch checkpoint"),
+    ("evil", torch_file, "could run code"),
+    ("misfit", misfit_file, "does not fit this MPCNet"),
+], ids=["truncated", "malicious", "weights of another network"])
+def test_one_bad_model_file_is_one_clear_line_from_every_command(faces, tmp_path, kind, make, words):
+    bad = make(tmp_path, kind)
+    for command, args in WEIGHTS_COMMANDS.items():
+        result, _ = cli(*args(faces, tmp_path / "out", bad))
+        assert result.exit_code == 2, command
+        assert_one_clean_line(result, "error:", str(bad), words)
+    assert not (tmp_path / "out").exists()
 
 
 def test_mtcnn_without_its_package_is_one_clear_line(tmp_path, tiny_weights, monkeypatch):

@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 
+from mpcnet.archs import network_from_checkpoint
 from mpcnet.archs.mpcnet_arch import MPCNet
-from mpcnet.checkpoint import (CheckpointError, build_network, load_checkpoint, load_error_detail, save_checkpoint,
+from mpcnet.checkpoint import (CheckpointError, load_checkpoint, load_error_detail, load_model_file, save_checkpoint,
                                state_dict_of)
 from mpcnet.weights import WeightEntry, WeightsError, fetch, sha256_of, verify
 
@@ -28,21 +29,44 @@ def test_state_dict_prefers_ema_then_params_then_a_bare_dict():
         state_dict_of({"net": {}, "iter": 1})
 
 
-def test_build_network_rebuilds_the_recorded_architecture(tmp_path):
+def test_network_from_checkpoint_rebuilds_the_recorded_architecture(tmp_path):
     torch.manual_seed(0)
     net = MPCNet(**SMALL64).eval()
     save_checkpoint({"params": net.state_dict(), "arch": net.arch_config}, tmp_path / "n.pth")
     ckpt = load_checkpoint(tmp_path / "n.pth")
-    rebuilt = build_network(ckpt)
+    rebuilt = network_from_checkpoint(ckpt)
     assert isinstance(rebuilt, MPCNet) and not rebuilt.training
     assert ckpt["arch"]["type"] == "MPCNet"  # the checkpoint is not consumed
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(rebuilt(x), net(x))
     with pytest.raises(CheckpointError, match="does not record its architecture"):
-        build_network({"params": net.state_dict()})
-    with pytest.raises(RuntimeError, match="Missing key"):  # strict: every weight must be there
-        build_network({"params": {}, "arch": net.arch_config})
+        network_from_checkpoint({"params": net.state_dict()})
+    with pytest.raises(CheckpointError, match="does not fit this MPCNet .*Missing key"):  # strict: every weight
+        network_from_checkpoint({"params": {}, "arch": net.arch_config})
+    with pytest.raises(CheckpointError, match="records a MPCNet this version of mpcnet cannot build"):
+        network_from_checkpoint({"params": net.state_dict(), "arch": {**net.arch_config, "use_quantum_prior": True}})
+
+
+def test_load_model_file_by_name_or_path_and_into_a_module(tmp_path):
+    by_name = load_model_file("mpcnet-tiny")  # bundled, sha256-verified
+    assert by_name.path.name == "mpcnet_tiny128.pth" and by_name.checkpoint["arch"]["type"] == "MPCNet"
+    assert by_name.state is by_name.checkpoint["params"]
+    by_path = load_model_file(str(by_name.path))
+    assert by_path.path == by_name.path and by_path.state.keys() == by_name.state.keys()
+    torch.manual_seed(0)
+    net = MPCNet(**SMALL64)
+    save_checkpoint({"params_ema": net.state_dict()}, tmp_path / "n.pth")
+    other = MPCNet(**SMALL64)
+    load_model_file(tmp_path / "n.pth", into=other)
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), net.state_dict().values()))
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path / 'n.pth'} does not fit this Linear (")):
+        load_model_file(tmp_path / "n.pth", into=torch.nn.Linear(2, 2))
+    with pytest.raises(WeightsError, match="'nothing-here' is neither a file nor a name"):
+        load_model_file("nothing-here")
+    torch.save({"iter": 3, "optimizers": []}, tmp_path / "state.pth")
+    with pytest.raises(WeightsError, match=re.escape(f"{tmp_path / 'state.pth'}: no network weights")):
+        load_model_file(tmp_path / "state.pth")
 
 
 class Gadget:

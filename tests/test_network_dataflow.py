@@ -11,7 +11,8 @@ import yaml
 from basicsr.utils import img2tensor, tensor2img
 
 from mpcnet.archs.mpcnet_arch import MPCNet
-from mpcnet.checkpoint import build_network, load_checkpoint
+from mpcnet.archs import network_from_checkpoint
+from mpcnet.checkpoint import load_checkpoint
 from mpcnet.data.degradations import PAPER_RANGES, degrade
 from mpcnet.metrics.pixel import psnr
 from tests.conftest import REPO, heldout_faces
@@ -157,7 +158,7 @@ def test_the_shipped_checkpoint_rebuilds_strictly_and_restores_at_its_own_size()
     (options/train_mpcnet_s256.yml): PSNR above the input's (the identity, its residual output at
     initialisation, gains 0). Construction changes that random weights cannot tell from the design
     (kernel sizes, layer counts, activation slopes) fail here."""
-    net = build_network(load_checkpoint(REPO / "weights" / "mpcnet_s256.pth"))
+    net = network_from_checkpoint(load_checkpoint(REPO / "weights" / "mpcnet_s256.pth"))
     stage3 = yaml.safe_load((REPO / "options" / "train_mpcnet_s256.yml").read_text())
     ranges = {**PAPER_RANGES, **stage3["datasets"]["train"]["degradation"]}
     gains = []

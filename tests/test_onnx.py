@@ -15,10 +15,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mpcnet.checkpoint import build_network, load_checkpoint, save_checkpoint
+from mpcnet.archs import load_network, network_from_checkpoint
+from mpcnet.checkpoint import load_checkpoint, save_checkpoint
 from mpcnet.deploy import OnnxUnavailable, require
 from mpcnet.deploy.export import load_faces
-from mpcnet.weights import resolve_any
 from mpcnet_cli.main import app
 from tests.conftest import DATA
 
@@ -71,7 +71,7 @@ def test_bundled_model_exports_and_onnxruntime_reproduces_pytorch(bundled_onnx):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic (dynamic) batch
     # independently of the CLI's check: a batch of 3 (the export traced 2) against PyTorch
-    net = build_network(load_checkpoint(resolve_any("mpcnet-tiny")))
+    net, _ = load_network("mpcnet-tiny")
     x = load_faces(FACES[5:8], 128)
     with torch.inference_mode():
         expected = net(x).numpy()
@@ -93,7 +93,7 @@ def test_512_architecture_exports_with_parsing_and_quantises_to_int8(arch512, fa
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
     assert [o.name for o in model.graph.output] == ["hq", "parse"]
     # the reported PSNR, recomputed against PyTorch's fp32 output; the parsing map mostly agrees
-    net = build_network(load_checkpoint(arch512))
+    net = network_from_checkpoint(load_checkpoint(arch512))
     x = load_faces(FACES[3:5], 512)
     with torch.inference_mode():
         expected, logits = net(x, return_parse=True)
@@ -124,8 +124,8 @@ def test_restore_with_onnxruntime_matches_torch(bundled_onnx, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backend", "tensorflow"], "unknown --backend"),
-    (["--backend", "onnxruntime", "--amp"], "--amp is PyTorch autocast"),
+    (["--backend", "tensorflow"], "unknown backend 'tensorflow'"),
+    (["--backend", "onnxruntime", "--amp"], "autocast (amp) needs the torch backend"),
 ])
 def test_restore_bad_backend_requests_exit_2_before_any_work(tmp_path, args, message):
     out = tmp_path / "out"
@@ -136,7 +136,7 @@ def test_restore_bad_backend_requests_exit_2_before_any_work(tmp_path, args, mes
 
 def test_onnx_file_needs_the_onnxruntime_backend(bundled_onnx, tmp_path):
     result, _ = invoke("restore", WHOLE / "00.jpg", "-o", tmp_path / "out", "--weights", bundled_onnx[0])
-    assert result.exit_code == 2 and "--backend onnxruntime" in result.output
+    assert result.exit_code == 2 and "runs on the onnxruntime backend" in result.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -87,7 +87,8 @@ def test_option_file_builds_its_datasets(pool):
 
 
 def test_stage1_trains_on_pool_labels_and_validates_miou(pool, tmp_path):
-    from mpcnet.checkpoint import build_network, load_checkpoint
+    from mpcnet.archs import network_from_checkpoint
+    from mpcnet.checkpoint import load_checkpoint
     from mpcnet.train import train_pipeline
 
     data = {"type": "FacePoolParsingDataset", "dataroot": str(pool), "gt_size": SIZE}
@@ -105,6 +106,6 @@ def test_stage1_trains_on_pool_labels_and_validates_miou(pool, tmp_path):
     summary = train_pipeline(tmp_path / "opt.yml")
     assert summary["iter"] == 4 and 0 <= summary["metrics"]["miou"] <= 1
     assert 0 <= summary["metrics"]["pixel_acc"] <= 1
-    parser = build_network(load_checkpoint(Path(summary["experiments_root"]) / "models" / "net_g_2.pth"))
+    parser = network_from_checkpoint(load_checkpoint(Path(summary["experiments_root"]) / "models" / "net_g_2.pth"))
     logits = parser(torch.zeros(1, 3, SIZE, SIZE))[0]
     assert logits.shape == (1, 19, SIZE, SIZE)

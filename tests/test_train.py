@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 
-from mpcnet.checkpoint import build_network, load_checkpoint
+from mpcnet.archs import network_from_checkpoint
+from mpcnet.checkpoint import load_checkpoint
 from tests.conftest import DATA, REPO
 
 SIZE = 64
@@ -97,7 +98,7 @@ def test_mpcnet_stage_lowers_reconstruction_loss_and_saves_contract_checkpoint(f
     assert summary["iter"] == 8 and summary["it_per_s"] > 0
     ckpt = load_checkpoint(summary["latest"])
     assert ckpt["arch"]["type"] == "MPCNet" and ckpt["meta"]["iter"] == 8
-    after = l1_of(build_network(ckpt), batch)  # what `mpcnet restore --weights` does
+    after = l1_of(network_from_checkpoint(ckpt), batch)  # what `mpcnet restore --weights` does
     assert after < before * 0.9, (before, after)
     models = Path(summary["experiments_root"]) / "models"
     assert {p.name for p in models.iterdir()} >= {"net_g_2.pth", "net_g_8.pth", "net_d_8.pth", "net_g_latest.pth"}
@@ -108,11 +109,11 @@ def test_a_run_can_start_from_a_shipped_checkpoint(faces64, tmp_path):
     the shipped weights (their batch L1 is where the first run ended, not where a fresh network starts)."""
     first = run_stage(mpcnet_options(faces64, tmp_path / "exp", "first", total_iter=8, gan=False), tmp_path)
     batch = fixed_batch(faces64)
-    trained = l1_of(build_network(load_checkpoint(first["latest"])), batch)
+    trained = l1_of(network_from_checkpoint(load_checkpoint(first["latest"])), batch)
     opt = mpcnet_options(faces64, tmp_path / "exp", "again", total_iter=1, gan=False)
     opt["path"]["pretrain_network_g"] = first["latest"]
     opt["train"]["optim_g"] = {**ADAM, "lr": 1e-12}  # one step that changes nothing measurable
-    again = l1_of(build_network(load_checkpoint(run_stage(opt, tmp_path)["latest"])), batch)
+    again = l1_of(network_from_checkpoint(load_checkpoint(run_stage(opt, tmp_path)["latest"])), batch)
     from mpcnet.archs.mpcnet_arch import MPCNet
 
     torch.manual_seed(7)
@@ -227,7 +228,7 @@ def test_ddp_gloo_two_processes(faces64, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     log = next((tmp_path / "ddp" / "ddp").glob("train_ddp_*.log")).read_text()
     assert "world_size: 2" in log and "End of training: 2 iterations" in log
-    build_network(load_checkpoint(tmp_path / "ddp" / "ddp" / "models" / "net_g_latest.pth"))
+    network_from_checkpoint(load_checkpoint(tmp_path / "ddp" / "ddp" / "models" / "net_g_latest.pth"))
     # two stages in one command under torchrun: the process group is joined once and reused
     opt2 = mpcnet_options(faces64, tmp_path / "ddp", "ddp2", total_iter=2)
     opt2["datasets"]["train"]["batch_size_per_gpu"] = 2
@@ -324,8 +325,8 @@ def test_parsenet_stage_lowers_cross_entropy(faces64, tmp_path):
 
     def ce(ckpt_name):
         with torch.no_grad():
-            return torch.nn.functional.cross_entropy(parse_logits(build_network(load_checkpoint(models / ckpt_name))(lq)),
-                                                     labels).item()
+            net = network_from_checkpoint(load_checkpoint(models / ckpt_name))
+            return torch.nn.functional.cross_entropy(parse_logits(net(lq)), labels).item()
     assert ce("net_g_latest.pth") < ce("net_g_5.pth")
 
 
@@ -368,11 +369,11 @@ def test_stylegan2_stage_trains_discriminator_and_feeds_mpcnet(faces64, tmp_path
     torch.manual_seed(0)
     with torch.no_grad():
         early_g = {k: v for k, v in load_checkpoint(models / "net_g_2.pth").items() if k != "params_ema"}
-        fake = build_network(early_g)([torch.randn(8, 32)])[0]
+        fake = network_from_checkpoint(early_g)([torch.randn(8, 32)])[0]
         real = fixed_batch(faces64)["gt"]
 
         def d_loss(name):
-            d = build_network(load_checkpoint(models / name))
+            d = network_from_checkpoint(load_checkpoint(models / name))
             return (torch.nn.functional.softplus(-d(real)).mean() + torch.nn.functional.softplus(d(fake)).mean()).item()
         assert d_loss("net_d_8.pth") < d_loss("net_d_2.pth")
     ckpt = load_checkpoint(models / "net_g_latest.pth")

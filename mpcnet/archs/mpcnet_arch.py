@@ -12,23 +12,16 @@ from torch.nn import functional as F
 from mpcnet.archs.apff_arch import APFF
 from mpcnet.archs.parsenet_arch import MPCParseNet
 from mpcnet.archs.stylegan2_nonoise_arch import StyleGAN2GeneratorNoNoise, stylegan_channels
+from mpcnet.checkpoint import load_model_file
 
 PRIOR_PATH_KWARGS = ('gan_prior_path', 'parse_prior_path')
 
 
 def load_prior(module: nn.Module, name_or_path: str) -> None:
     """Load a registry name or a file (``params_ema``/``params``/bare state dict) strictly into ``module``."""
-    from mpcnet.checkpoint import load_checkpoint, load_error_detail, state_dict_of
-    from mpcnet.weights import resolve_any
-
-    state = state_dict_of(load_checkpoint(resolve_any(name_or_path)))
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = load_error_detail(exc)
-        raise ValueError(f"{name_or_path} does not fit this {type(module).__name__} ({first}); build MPCNet with the "
-                         "prior's channel_multiplier/narrow/num_style_feat/num_mlp (the public FFHQ-512 "
-                         "StyleGAN2 is channel_multiplier=1, narrow=1, num_style_feat=512, num_mlp=8)") from exc
+    load_model_file(name_or_path, into=module,
+                    hint="build MPCNet with the prior's channel_multiplier/narrow/num_style_feat/num_mlp (the public "
+                    "FFHQ-512 StyleGAN2 is channel_multiplier=1, narrow=1, num_style_feat=512, num_mlp=8)")
 
 
 class DownResBlock(nn.Module):

@@ -15,6 +15,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from mpcnet.checkpoint import load_model_file
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 VGGFACE_MEAN = (129.186279296875 / 255, 104.76238250732422 / 255, 93.59396362304688 / 255)
 VGGFACE_STD = (1 / 255,) * 3
@@ -47,16 +49,13 @@ class MPCVGGFeatureExtractor(nn.Module):
     def __init__(self, layer_name_list=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), weights="vgg19",
                  vgg_type=None, use_input_norm=True, random_init=False):
         super().__init__()
-        from mpcnet.checkpoint import load_checkpoint, state_dict_of
-        from mpcnet.weights import resolve_any
-
         face = False
         if random_init:
             warnings.warn("MPCVGGFeatureExtractor: random weights (random_init=True); perceptual and style "
                           "losses computed with it are meaningless for training", stacklevel=2)
             state, vgg_type = None, vgg_type or "vgg19"
         else:
-            state = state_dict_of(load_checkpoint(resolve_any(weights)))
+            state = load_model_file(weights).state
             face = _is_vggface_layout(state)
             if face:
                 state, vgg_type = _vggface_to_torchvision(state), "vgg16"

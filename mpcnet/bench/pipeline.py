@@ -9,11 +9,9 @@ from pathlib import Path
 
 import torch
 
-from mpcnet.checkpoint import CheckpointError
-from mpcnet.restoration.detectors import make_detector
-from mpcnet.restoration.paste import load_parsenet
-from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
-from mpcnet.restoration.restorer import FaceRestorer
+from mpcnet.restoration.background import BackgroundUpsamplerError
+from mpcnet.restoration.builder import build_pipeline
+from mpcnet.restoration.pipeline import STAGES, RestoreOptions
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, list_images
 from mpcnet.utils.memory import peak_rss_bytes, reset_peak_rss
 from mpcnet.weights import WeightsError
@@ -41,18 +39,13 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
         raise BenchError("--rounds must be ≥ 1")
     try:
         options = RestoreOptions(aligned=aligned, upscale=upscale, max_pixels=max_pixels)
-    except ValueError as exc:
-        raise BenchError(str(exc)) from exc
-    try:
         root, files = list_images(source)
-        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size, backend)
-        detector = None if aligned else make_detector("retinaface" if against else None, device)
-        parsenet = None if aligned or restorer.parses else load_parsenet(device)
-    except (WeightsError, CheckpointError, OnnxUnavailable, FileNotFoundError, ValueError) as exc:
+        if not files:
+            raise BenchError(f"no images in {source}")
+        pipeline = build_pipeline(weights, device, "retinaface" if against else None, options, backend=backend,
+                                  amp=amp, batch_size=batch_size).pipeline
+    except (WeightsError, OnnxUnavailable, BackgroundUpsamplerError, FileNotFoundError, ValueError) as exc:
         raise BenchError(str(exc).splitlines()[0]) from exc
-    if not files:
-        raise BenchError(f"no images in {source}")
-    pipeline = RestorePipeline(restorer, detector, options, parsenet)
     peak = 0
     with tempfile.TemporaryDirectory(prefix="mpcnet-bench-") as tmp:
         peer = None
@@ -60,7 +53,7 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
             from mpcnet.bench.gfpganer import GFPGANerPipeline
 
             try:
-                peer = GFPGANerPipeline(detector, Path(tmp), device, upscale=options.upscale, narrow=peer_narrow)
+                peer = GFPGANerPipeline(pipeline.detector, Path(tmp), device, upscale=options.upscale, narrow=peer_narrow)
             except ValueError as exc:
                 raise BenchError(str(exc)) from exc
         passes = {"mpcnet": [], "gfpgan": []}
@@ -79,8 +72,8 @@ def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = Fal
                 elif peer is not None:
                     passes[name].append(peer.run(files, out))
     result = {"source": str(source), "aligned": aligned, "device": device, "backend": backend, "amp": amp,
-              "batch_size": batch_size, "threads": torch.get_num_threads(), "weights": restorer.name,
-              "detector": getattr(detector, "name", None), "rounds": rounds, "upscale": options.upscale,
+              "batch_size": batch_size, "threads": torch.get_num_threads(), "weights": pipeline.restorer.name,
+              "detector": getattr(pipeline.detector, "name", None), "rounds": rounds, "upscale": options.upscale,
               **_total(passes["mpcnet"]), "peak_rss_mib": round(peak / 2 ** 20, 1)}
     network = result["stage_seconds"]["network"]
     result["pipeline_per_network"] = round(result["seconds"] / network, 2) if network else None

@@ -10,10 +10,8 @@ import numpy as np
 import torch
 
 from mpcnet.bench.pipeline import BenchError
-from mpcnet.checkpoint import CheckpointError
-from mpcnet.restoration.detectors import make_detector
-from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, StageTimer
-from mpcnet.restoration.restorer import FaceRestorer
+from mpcnet.restoration.builder import build_pipeline
+from mpcnet.restoration.pipeline import RestoreOptions, StageTimer
 from mpcnet.restoration.video import VideoError, VideoRestorer
 from mpcnet.utils.files import VIDEO_EXTS, list_images
 from mpcnet.weights import WeightsError
@@ -62,13 +60,12 @@ def run_video_benchmark(source: Path, weights: str | None, device: str = "cpu", 
     if not files:
         raise BenchError(f"no videos in {source}")
     try:
-        restorer = FaceRestorer.from_weights(weights, device, amp, batch_size)
-        detector = make_detector(None, device)
-    except (WeightsError, CheckpointError, ValueError) as exc:
+        pipeline = build_pipeline(weights, device, options=RestoreOptions(fidelity=fidelity), amp=amp,
+                                  batch_size=batch_size).pipeline
+    except (WeightsError, ValueError) as exc:
         raise BenchError(str(exc)) from exc
     runs = {}
     for smooth in (False, True):
-        pipeline = RestorePipeline(restorer, detector, RestoreOptions(fidelity=fidelity))
         pipeline.timer = StageTimer()
         videos = VideoRestorer(pipeline, smooth=smooth)
         meter, frames, faces = FlickerMeter(), 0, 0
@@ -88,7 +85,7 @@ def run_video_benchmark(source: Path, weights: str | None, device: str = "cpu", 
             "stage_seconds": {k: round(v, 3) for k, v in pipeline.timer.seconds.items()}}
     off, on = runs["off"], runs["on"]
     return {"source": str(source), "videos": len(files), "device": device, "amp": amp, "batch_size": batch_size,
-            "threads": torch.get_num_threads(), "weights": restorer.name, "detector": detector.name,
+            "threads": torch.get_num_threads(), "weights": pipeline.restorer.name, "detector": pipeline.detector.name,
             "fidelity": fidelity, "smoothing": runs,
             "flicker_ratio": round(on["flicker"] / off["flicker"], 3) if on["flicker"] and off["flicker"] else None,
             "speed_ratio": round(on["frames_per_s"] / off["frames_per_s"], 3)}

@@ -3,9 +3,9 @@
 Metrics that need network weights raise :class:`MetricUnavailable` with a one-line reason when the
 weights (``mpcnet weights list``) or the package are absent; the eval driver reports them as skipped.
 """
-from pathlib import Path
+from contextlib import contextmanager
 
-from mpcnet.weights import WeightsError, resolve
+from mpcnet.weights import WeightsError
 
 # Every metric, and whether higher is better (the arrows of Tables 3 and 7); None: closest to 1 is best.
 METRICS = {"psnr": True, "ssim": True, "grad_ratio": None, "lpips": False,
@@ -39,9 +39,11 @@ class MetricUnavailable(Exception):
     """A metric that cannot be computed here; the message says why."""
 
 
-def metric_weights(name: str) -> Path:
-    """The verified registry file ``name``, or :class:`MetricUnavailable` saying why it cannot be used."""
+@contextmanager
+def model_file_needed():
+    """A metric's model file that cannot be used (absent, unverified, unreadable: a
+    :class:`~mpcnet.weights.WeightsError`) makes the metric :class:`MetricUnavailable`, with the reason."""
     try:
-        return resolve(name)
+        yield
     except WeightsError as exc:
         raise MetricUnavailable(str(exc)) from exc

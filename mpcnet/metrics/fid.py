@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from basicsr.metrics.fid import calculate_fid
 
-from mpcnet.metrics import MetricUnavailable, metric_weights
+from mpcnet.metrics import MetricUnavailable, model_file_needed
 from mpcnet.metrics.pixel import bgr_to_tensor
 from mpcnet.utils.dist import pad_batch
-from mpcnet.weights import cache_dir
+from mpcnet.weights import cache_dir, resolve
 
 REGISTRY_NAME = "inception-fid"
 
@@ -54,7 +54,8 @@ class FeatureExtractor:
 
 def inception_extractor(device: str = "cpu") -> FeatureExtractor:
     """pytorch-fid's Inception-v3 (BasicSR's port), weights from the registry; input resized to 299."""
-    path = metric_weights(REGISTRY_NAME)
+    with model_file_needed():
+        path = resolve(REGISTRY_NAME)  # BasicSR's port loads the file itself
     import basicsr.archs.inception as inception
 
     # BasicSR reads LOCAL_FID_WEIGHTS when it exists and downloads otherwise: point it at our verified copy.

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mpcnet.checkpoint import CheckpointError, load_checkpoint, state_dict_of
-from mpcnet.metrics import MetricUnavailable, metric_weights
+from mpcnet.checkpoint import load_model_file
+from mpcnet.metrics import MetricUnavailable, model_file_needed
 from mpcnet.metrics.pixel import bgr_to_tensor
 
 REGISTRY_NAME = "arcface"
@@ -33,10 +33,8 @@ class IdentitySimilarity:
         except ImportError as exc:
             raise MetricUnavailable("identity similarity needs the gfpgan package (ResNetArcFace layout)") from exc
         if state_dict is None:
-            try:
-                state_dict = state_dict_of(load_checkpoint(metric_weights(REGISTRY_NAME)))
-            except CheckpointError as exc:
-                raise MetricUnavailable(str(exc)) from exc
+            with model_file_needed():
+                state_dict = load_model_file(REGISTRY_NAME).state
         self.net = ResNetArcFace(block="IRBlock", layers=(2, 2, 2, 2), use_se=False)
         self.net.load_state_dict({k.removeprefix("module."): v for k, v in state_dict.items()})
         self.net.eval().to(device)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mpcnet.checkpoint import CheckpointError, load_checkpoint
-from mpcnet.metrics import MetricUnavailable, metric_weights
+from mpcnet.checkpoint import load_model_file
+from mpcnet.metrics import MetricUnavailable, model_file_needed
 from mpcnet.metrics.pixel import bgr_to_tensor
 
 REGISTRY_NAME = "lpips-alex"
@@ -27,15 +27,11 @@ class LPIPS:
             import lpips
         except ImportError as exc:
             raise MetricUnavailable("the 'lpips' package is not installed (pip install lpips)") from exc
-        if backbone is None:
-            backbone = metric_weights(REGISTRY_NAME)
+        with model_file_needed():
+            tv_state = load_model_file(backbone or REGISTRY_NAME).state
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
-        try:
-            tv_state = load_checkpoint(backbone)
-        except CheckpointError as exc:
-            raise MetricUnavailable(str(exc)) from exc
         self.net.net.load_state_dict(_alexnet_slices(tv_state, self.net.net.state_dict()))
         self.net.eval().to(device)
         self.device = device

@@ -17,9 +17,8 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
-from mpcnet.checkpoint import load_checkpoint, state_dict_of
+from mpcnet.checkpoint import load_model_file
 from mpcnet.models.training_base import MPCTrainingModel
-from mpcnet.weights import resolve_any
 
 # option key → log name of each loss between output and GT: eq. 6's L1, then ours that need no
 # pretrained network (mpcnet/losses/gradient_loss.py, frequency_loss.py)
@@ -40,7 +39,7 @@ class MPCNetModel(MPCTrainingModel):
         super().__init__(opt)
         net_g = build_network(deepcopy(opt["network_g"]))
         if opt["path"].get("pretrain_network_g"):  # BasicSR's key: start from a checkpoint's weights
-            net_g.load_state_dict(state_dict_of(load_checkpoint(resolve_any(opt["path"]["pretrain_network_g"]))))
+            load_model_file(opt["path"]["pretrain_network_g"], into=net_g)
         self.net_g = self.prepare(net_g)
         self.saved_nets = {"net_g": "network_g"}
         self.net_d = None

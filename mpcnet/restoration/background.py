@@ -46,15 +46,15 @@ class RealESRGANBackground:
         import torch
         from basicsr.archs.rrdbnet_arch import RRDBNet
 
-        from mpcnet.checkpoint import load_checkpoint, state_dict_of
-        from mpcnet.weights import WeightsError, resolve_any
+        from mpcnet.checkpoint import load_model_file
+        from mpcnet.weights import WeightsError
 
         try:
-            path = resolve_any(weights)
+            model = load_model_file(weights)
         except WeightsError as exc:
             raise BackgroundUpsamplerError(str(exc)) from exc
-        config = rrdbnet_config(state_dict_of(load_checkpoint(path)))  # RealESRGANer then loads it itself
-        self.upsampler = RealESRGANer(scale=config["scale"], model_path=str(path), model=RRDBNet(**config),
+        config = rrdbnet_config(model.state)  # RealESRGANer then loads it itself
+        self.upsampler = RealESRGANer(scale=config["scale"], model_path=str(model.path), model=RRDBNet(**config),
                                       tile=tile, tile_pad=10, pre_pad=0, half=half, device=torch.device(device))
 
     def __call__(self, bgr: np.ndarray, size: tuple) -> np.ndarray:

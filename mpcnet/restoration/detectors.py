@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from mpcnet.checkpoint import load_checkpoint
+from mpcnet.checkpoint import load_model_file, load_state_into
 from mpcnet.restoration import DETECTORS
 from mpcnet.weights import WeightsError, resolve
 
@@ -47,14 +47,13 @@ class RetinaFaceDetector:
 
         from mpcnet.weights import sha256_of
 
-        path = resolve(weights)
+        model = load_model_file(weights)
         network = "resnet50" if "resnet50" in weights else "mobile0.25"
         self.name = f"retinaface ({weights})"
         self.threshold = threshold
         self.net = RetinaFace(network_name=network, device=torch.device(device))
-        state = load_checkpoint(path)
-        self.net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
-        anchors = _RETINAFACE_1MB.get(sha256_of(path)[:16])
+        load_state_into(self.net, {k.removeprefix("module."): v for k, v in model.state.items()}, model.path)
+        anchors = _RETINAFACE_1MB.get(sha256_of(model.path)[:16])
         if anchors is not None:
             self.net.cfg = dict(self.net.cfg, min_sizes=anchors)
             for module in self.net.modules():

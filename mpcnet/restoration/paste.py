@@ -54,7 +54,7 @@ def load_parsenet(device: str = "cpu"):
     """facexlib's ParseNet with the registry's verified 'parsenet' weights, or None when absent."""
     from facexlib.parsing.parsenet import ParseNet
 
-    from mpcnet.checkpoint import load_checkpoint
+    from mpcnet.checkpoint import load_model_file
     from mpcnet.weights import WeightsError, resolve
 
     try:
@@ -62,7 +62,7 @@ def load_parsenet(device: str = "cpu"):
     except WeightsError:
         return None
     net = ParseNet(in_size=FACE_SIZE, out_size=FACE_SIZE, parsing_ch=19)
-    net.load_state_dict(load_checkpoint(path), strict=True)
+    load_model_file(path, into=net)
     return net.eval().to(device)
 
 

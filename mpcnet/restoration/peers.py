@@ -19,9 +19,8 @@ import re
 
 import torch
 
-from mpcnet.checkpoint import CheckpointError, load_checkpoint, load_error_detail, state_dict_of
+from mpcnet.checkpoint import load_model_file, load_state_into
 from mpcnet.restoration import PEER_METHODS
-from mpcnet.weights import resolve_any
 
 
 class PeerError(Exception):
@@ -96,13 +95,10 @@ def build_peer(method: str, weights: str | None = None) -> tuple[torch.nn.Module
             from gfpgan.archs.restoreformer_arch import RestoreFormer as arch
     except ImportError as exc:
         raise PeerError(f"--method {method} needs the gfpgan package (pip install --no-deps gfpgan==1.3.8)") from exc
-    state = state_dict_of(load_checkpoint(resolve_any(weights)))
+    state = load_model_file(weights).state
     config = gfpgan_config(state) if method == "gfpgan" else restoreformer_config(state)
     with contextlib.redirect_stdout(io.StringIO()):  # RestoreFormer prints its latent shape; stdout is for --json
         net = arch(**config)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{weights} does not fit {arch.__name__} ({load_error_detail(exc)})") from exc
+    load_state_into(net, state, weights)
     call = {"return_rgb": False, "randomize_noise": False} if method == "gfpgan" else {}
     return _AsReleased(net, **call).eval(), config.get("out_size", 512), weights

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from basicsr.utils import img2tensor
 
-from mpcnet.checkpoint import CheckpointError, build_network, load_checkpoint, load_error_detail
+from mpcnet.archs import load_network
 from mpcnet.restoration import BACKENDS, DEFAULT_WEIGHTS
 from mpcnet.restoration.align import FACE_SIZE
 from mpcnet.utils.dist import pad_batch
-from mpcnet.weights import resolve_any
+from mpcnet.weights import resolve
 
 
 def channels_last_convs(net: torch.nn.Module) -> torch.nn.Module:
@@ -41,6 +41,16 @@ def network_input(crops: list[np.ndarray], size: int) -> torch.Tensor:
     return torch.stack(img2tensor(inputs)) * 2 - 1
 
 
+def check_backend(backend: str, amp: bool) -> None:
+    """What runs the face network: one of :data:`~mpcnet.restoration.BACKENDS`; bf16 autocast
+    (``amp``) is PyTorch's, so it needs the torch backend."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+    if amp and backend != "torch":
+        raise ValueError("bf16 autocast (amp) needs the torch backend; an ONNX model runs in the precision it "
+                         "was exported in (int8 when exported as int8)")
+
+
 class FaceRestorer:
     """Runs a restoration network mapping (B,3,S,S) RGB in [-1, 1] to the same, on 512² BGR crops
     (resized to the network's size S; see :meth:`__call__` for the way back): a PyTorch module
@@ -53,9 +63,7 @@ class FaceRestorer:
                  name: str = "network", channels_last: bool = True):
         self.device = torch.device(device)
         self.backend = "torch" if isinstance(net, torch.nn.Module) else "onnxruntime"
-        if amp and self.backend != "torch":
-            raise ValueError("--amp is PyTorch autocast; an ONNX model runs in the precision it was exported "
-                             "in (mpcnet export onnx --int8 for int8)")
+        check_backend(self.backend, amp)
         self.channels_last = channels_last and self.backend == "torch"
         if self.backend == "torch":
             net = net.eval().to(self.device)
@@ -70,29 +78,21 @@ class FaceRestorer:
         """Build the network recorded in a checkpoint: ``weights`` is a path or registry name, None
         the bundled default. Backend ``onnxruntime`` exports it to ONNX in memory first, or takes an
         ``.onnx`` file written by ``mpcnet export onnx`` (fp32 or int8)."""
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        check_backend(backend, amp)
         if backend == "onnxruntime":
             from mpcnet.deploy import require
 
             require("onnx", "onnxscript", "onnxruntime")  # before any work
         name = str(weights or DEFAULT_WEIGHTS)
-        path = resolve_any(name)
+        path = resolve(name)
         if path.suffix.lower() == ".onnx":
             if backend != "onnxruntime":
-                raise ValueError(f"{path} is an ONNX model: run it with --backend onnxruntime")
+                raise ValueError(f"{path} is an ONNX model: it runs on the onnxruntime backend")
             from mpcnet.deploy.runtime import OrtNetwork
 
             net = OrtNetwork(path, device)
             return cls(net, net.size, device, amp, batch_size, name)
-        ckpt = load_checkpoint(path)
-        try:
-            net = build_network(ckpt)
-        except (RuntimeError, TypeError, KeyError) as exc:  # weights or kwargs of another arch version
-            first = load_error_detail(exc)
-            raise CheckpointError(f"{path} does not fit the network it records ({first}); was it saved by "
-                                  "another version of mpcnet?") from exc
-        size = int(ckpt["arch"].get("out_size", FACE_SIZE))
+        net, size = load_network(path)
         if backend == "onnxruntime":
             from mpcnet.deploy.export import export_onnx
             from mpcnet.deploy.runtime import OrtNetwork

@@ -1,4 +1,4 @@
-"""Choosing the compute device for ``--device auto|cpu|cuda|mps``.
+"""Choosing the compute device: ``auto``, ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``.
 
 On Apple silicon, operators that PyTorch's MPS backend lacks run on the CPU instead of failing:
 ``PYTORCH_ENABLE_MPS_FALLBACK`` is read once, when torch is imported, so it is set here, before
@@ -22,17 +22,19 @@ def _mps_available() -> bool:
 
 
 def resolve_device(name: str) -> tuple[str, str]:
-    """``(device, note)`` for a ``--device`` value: ``auto`` takes CUDA, else MPS (Apple silicon),
-    else the CPU. ``note`` says what happens to operators MPS lacks ("" for other devices).
-    Raises ValueError with a one-line reason when the device is unknown or absent."""
-    if name not in DEVICES:
-        raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not '{name}'")
-    if name == "auto":
+    """``(device, note)`` for a device name: ``auto`` takes CUDA, else MPS (Apple silicon), else
+    the CPU; ``cuda:N`` names one GPU (as a launcher's process gets). ``note`` says what happens to
+    operators MPS lacks ("" for other devices). Raises ValueError with a one-line reason when the
+    device is unknown or absent."""
+    kind = "cuda" if name.startswith("cuda:") and name[5:].isdigit() else name
+    if kind not in DEVICES:
+        raise ValueError(f"the device must be one of {', '.join(DEVICES)}, not '{name}'")
+    if kind == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
-    elif name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-    elif name == "mps" and not _mps_available():
-        raise ValueError("--device mps was asked for but PyTorch sees no Apple-silicon GPU (MPS); use --device cpu")
+    elif kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name} was asked for but PyTorch sees no CUDA GPU; use the CPU")
+    elif kind == "mps" and not _mps_available():
+        raise ValueError("device mps was asked for but PyTorch sees no Apple-silicon GPU (MPS); use the CPU")
     if name != "mps":
         return name, ""
     if _MPS_FALLBACK:

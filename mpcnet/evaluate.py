@@ -142,7 +142,9 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     result is the same whatever the number of processes."""
     from mpcnet.checkpoint import CheckpointError
     from mpcnet.restoration.peers import PeerError, build_peer
-    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
+    from mpcnet.restoration.options import RestoreOptions
+    from mpcnet.restoration.results import Summary
+    from mpcnet.restoration.scheduler import RestorePipeline
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.weights import WeightsError
 

@@ -88,7 +88,9 @@ def restore(
     from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.background import BackgroundUpsamplerError
     from mpcnet.restoration.paste import load_parsenet
-    from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
+    from mpcnet.restoration.options import RestoreOptions
+    from mpcnet.restoration.results import Summary
+    from mpcnet.restoration.scheduler import RestorePipeline
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.restoration.video import VideoError, VideoRestorer, import_av, video_pixels
     from mpcnet.utils.device import resolve_device

@@ -12,7 +12,9 @@ import torch
 from mpcnet.checkpoint import CheckpointError
 from mpcnet.restoration.detectors import make_detector
 from mpcnet.restoration.paste import load_parsenet
-from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
+from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.results import STAGES
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, list_images
 from mpcnet.utils.memory import peak_rss_bytes, reset_peak_rss

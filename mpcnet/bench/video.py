@@ -12,7 +12,9 @@ import torch
 from mpcnet.bench.pipeline import BenchError
 from mpcnet.checkpoint import CheckpointError
 from mpcnet.restoration.detectors import make_detector
-from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, StageTimer
+from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.results import StageTimer
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.restoration.video import VideoError, VideoRestorer
 from mpcnet.utils.files import VIDEO_EXTS, list_images

@@ -132,7 +132,9 @@ def markdown(result: dict) -> str:
             lines.append(f"| {stage} | {sec:.3f} | {100 * sec / total:.1f}% | {psec:.3f} | "
                          f"{100 * psec / (peer['seconds'] or 1.0):.1f}% | {'—' if r is None else r} |")
         return "\n".join(lines) + "\n"
-    lines += ["", "| stage | seconds | share |", "|---|---|---|"]
+    lines += ["", "Reading and detecting, the network, and pasting and writing run on three threads, so the "
+              "stages' seconds may add up to more than the pass.", "",
+              "| stage | seconds | share |", "|---|---|---|"]
     for stage in STAGES:
         sec = result["stage_seconds"].get(stage, 0.0)
         lines.append(f"| {stage} | {sec:.3f} | {100 * sec / total:.1f}% |")

@@ -7,7 +7,8 @@ OpenCV and the image codecs release the GIL; issue 19):
   faces there are when the next photo is not ready yet (the network would otherwise idle). With
   ``fixed_batch`` only full batches run (the last one padded), so that outputs never depend on
   timing;
-* a writer thread pastes, encodes and writes each photo whose faces are restored, in order.
+* a writer thread pastes and encodes each photo whose faces are restored, in order; the calling
+  thread writes the encoded files (atomically, so that Ctrl-C leaves no partial file).
 
 At most :data:`PHOTOS_ALIVE` decoded photos are alive, whatever ``--batch-size``: each decode takes
 a slot, given back when its pixels go. A photo whose faces wait behind the next photo's is let go
@@ -27,7 +28,7 @@ from mpcnet.restoration.results import ImageResult, StageTimer, Summary
 from mpcnet.restoration.stages import Photo, PhotoStages
 from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_not_input
 
-PHOTOS_ALIVE = 2  # the one being read and detected, the one being pasted and written
+PHOTOS_ALIVE = 2  # the one being read and detected, the one being pasted and encoded
 
 
 class _Stopped(Exception):
@@ -107,9 +108,10 @@ class RestorePipeline(PhotoStages):
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             return _failed(source, exc)
 
-    def _write(self, photo: Photo, out_dir: Path, root: Path, slots: _Slots | None) -> ImageResult:
-        """The writer thread's work: the photo (read again if it was let go) pasted, encoded and
-        written, or its failure."""
+    def _compose_encoded(self, photo: Photo, out_dir: Path, root: Path,
+                         slots: _Slots | None) -> tuple[ImageResult, list[tuple[Path, bytes]]]:
+        """The writer thread's work: the photo (read again if it was let go) pasted and encoded, or
+        its failure."""
         try:
             if photo.image is None and (photo.crops or not self.options.faces_only):
                 slots.take()
@@ -118,14 +120,14 @@ class RestorePipeline(PhotoStages):
                 except BaseException:
                     slots.release()
                     raise
-            return self._finish(photo, out_dir, root)
+            return self._encode(photo, out_dir, root)
         except (OSError, ValueError, ImageReadError, cv2.error) as exc:
-            return _failed(photo.source, exc)
+            return _failed(photo.source, exc), []
         except MemoryError:  # the last resort behind _check_size's estimate
             h, w = photo.shape[:2]
             upscale = self.options.upscale
             return ImageResult(str(photo.source), "failed", None, 0, f"out of memory composing the "
-                               f"{w * upscale}×{h * upscale} output (lower --upscale)")
+                               f"{w * upscale}×{h * upscale} output (lower --upscale)"), []
         finally:
             if slots:
                 slots.let_go(photo)
@@ -152,8 +154,15 @@ class RestorePipeline(PhotoStages):
                 on_result(result)
 
         def collect(wait: bool) -> None:
+            """Write what the writer thread encoded, in order, here: Ctrl-C then stops a write
+            midway and its temporary file goes (the writer thread could not be stopped)."""
             while writes and (wait or writes[0][0].done()):
-                record(writes.popleft()[0].result())
+                result, encoded = writes.popleft()[0].result()
+                try:
+                    self._write(encoded)
+                except OSError as exc:
+                    result = _failed(Path(result.source), exc)
+                record(result)
 
         def hand_over() -> None:
             """Photos whose faces are all restored go to the writer, in order; one keeps its pixels
@@ -169,7 +178,7 @@ class RestorePipeline(PhotoStages):
                 if slots and (reread or photo.image is None):
                     slots.let_go(photo)
                     reread = True
-                writes.append((writer.submit(self._write, photo, out_dir, root, slots), photo.image is None))
+                writes.append((writer.submit(self._compose_encoded, photo, out_dir, root, slots), photo.image is None))
             for waiting in pending if slots else ():  # their faces wait behind the next photo's
                 slots.let_go(waiting)
 
@@ -207,10 +216,6 @@ class RestorePipeline(PhotoStages):
                 slots.stopped.set()
             for executor in (reader, writer):
                 executor.shutdown(wait=True, cancel_futures=True)
-        if summary.interrupted:  # what the writer finished before it stopped
-            for future, _ in writes:
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    record(future.result())
         order = {str(source): i for i, source in enumerate(files)}
         summary.results.sort(key=lambda r: order[r.source])  # reported as finished, listed as given
         summary.seconds = time.perf_counter() - start

@@ -27,7 +27,7 @@ from mpcnet.restoration.options import RestoreOptions
 from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.restoration.results import ImageResult, StageTimer
-from mpcnet.utils.files import ImageReadError, LoadedImage, read_image, write_image
+from mpcnet.utils.files import ImageReadError, LoadedImage, encode_image, read_image, write_encoded
 from mpcnet.utils.memory import available_bytes, format_bytes
 
 
@@ -178,36 +178,42 @@ class PhotoStages:
                 draw_faces(canvas, photo.faces, opts.upscale)
             return canvas
 
-    def _finish(self, photo: Photo, out_dir: Path, root: Path) -> ImageResult:
-        """Compose, encode and write the photo whose faces are restored (and its faces and
-        comparison when asked)."""
+    def _encode(self, photo: Photo, out_dir: Path, root: Path) -> tuple[ImageResult, list[tuple[Path, bytes]]]:
+        """Compose and encode the photo whose faces are restored (and its faces and comparison when
+        asked): its result and the files to write, ``(path, encoded bytes)``."""
         opts = self.options
         faces = 0 if opts.aligned else len(photo.crops)
         if faces == 0 and not opts.aligned and opts.faces_only:
-            return ImageResult(str(photo.source), "no-face", None, 0, "no face found; not written (--faces-only)")
+            return ImageResult(str(photo.source), "no-face", None, 0, "no face found; not written (--faces-only)"), []
         composed = self._compose(photo)
         ext = photo.output.suffix.lower()
         with self.timer("write"):
-            write_image(photo.output, like_input(photo.image, composed, photo.single_channel, ext),
-                        overwrite=opts.overwrite)
+            files = [(photo.output, encode_image(photo.output, like_input(photo.image, composed, photo.single_channel,
+                                                                           ext)))]
             if opts.save_faces:
                 for i, (crop, face) in enumerate(zip(photo.crops, photo.restored)):
                     for folder, img in (("cropped_faces", crop), ("restored_faces", face)):
                         path = self.output_path(photo.source, root, out_dir, folder)
                         path = path.with_name(f"{path.stem}_{i:02d}.png")
-                        write_image(path, self._to_dtype(photo, img), overwrite=opts.overwrite)
+                        files.append((path, encode_image(path, self._to_dtype(photo, img))))
             if opts.save_comparison:
                 h, w = composed.shape[:2]
                 before = cv2.resize(photo.image.bgr, (w, h), interpolation=cv2.INTER_NEAREST)
-                write_image(self.output_path(photo.source, root, out_dir, "cmp"), np.hstack([before, composed]),
-                            overwrite=opts.overwrite)
+                path = self.output_path(photo.source, root, out_dir, "cmp")
+                files.append((path, encode_image(path, np.hstack([before, composed]))))
         notes = format_notes(photo.image, ext)
         if opts.aligned:
-            return ImageResult(str(photo.source), "restored", str(photo.output), 1, notes)
+            return ImageResult(str(photo.source), "restored", str(photo.output), 1, notes), files
         if faces == 0:
             message = "; ".join(filter(None, ["no face found; background upscaled only", notes]))
-            return ImageResult(str(photo.source), "no-face", str(photo.output), 0, message)
-        return ImageResult(str(photo.source), "restored", str(photo.output), faces, notes)
+            return ImageResult(str(photo.source), "no-face", str(photo.output), 0, message), files
+        return ImageResult(str(photo.source), "restored", str(photo.output), faces, notes), files
+
+    def _write(self, files: list[tuple[Path, bytes]]) -> None:
+        """Write encoded files atomically (never over an existing file unless --overwrite)."""
+        with self.timer("write"):
+            for path, data in files:
+                write_encoded(path, data, overwrite=self.options.overwrite)
 
     @staticmethod
     def _to_dtype(photo: Photo, bgr: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ pipeline composed them, at most two decoded photos alive whatever the batch size
 writing that overlap the network without changing a byte."""
 from __future__ import annotations
 
+import pickle
 import shutil
 import threading
 import weakref
@@ -194,6 +195,7 @@ def test_overlap_gives_the_outputs_of_photos_restored_one_by_one(yunet, tmp_path
     assert [Path(r.source).name for r in summary.results] == sorted(by_name)
     assert by_name[bad.name].status == "failed" and "truncated" in by_name[bad.name].message
     assert summary.count("restored") == len(files) and summary.faces >= 8
+    assert pickle.loads(pickle.dumps(summary)).to_dict() == summary.to_dict()  # as processes gather it
     for photo in files:
         alone = pipe.run([photo], tmp_path / "in", tmp_path / photo.stem).results[0]
         assert alone.faces == by_name[photo.name].faces

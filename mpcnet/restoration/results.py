@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 STAGES = ("read", "detect", "align", "network", "background", "paste", "write")
+_TIMING = threading.Lock()  # stages run on several threads; a module lock keeps timers picklable (gathered)
 
 
 @dataclass
@@ -32,7 +33,6 @@ class StageTimer:
     different threads overlap, so the stages add up to more than the whole)."""
 
     seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextmanager
     def __call__(self, stage: str):
@@ -40,7 +40,7 @@ class StageTimer:
         try:
             yield
         finally:
-            with self._lock:
+            with _TIMING:
                 self.seconds[stage] += time.perf_counter() - start
 
 

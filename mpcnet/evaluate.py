@@ -66,7 +66,8 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     (:func:`~mpcnet.utils.files.check_output_location`)."""
     from mpcnet.restoration.builder import build_pipeline
     from mpcnet.restoration.peers import PeerError
-    from mpcnet.restoration.pipeline import RestoreOptions, Summary
+    from mpcnet.restoration.options import RestoreOptions
+    from mpcnet.restoration.results import Summary
     from mpcnet.weights import WeightsError
 
     root, files = list_images(lq)

@@ -58,7 +58,8 @@ def restore(
     device: str = typer.Option("auto", help="auto (CUDA, else MPS on Apple silicon, else CPU), cpu, cuda or mps "
                                "(operators MPS lacks run on the CPU)."),
     amp: bool = typer.Option(False, "--amp", help="Run the face network under bf16 autocast."),
-    batch_size: int = typer.Option(8, min=1, help="Faces per network batch (faces of several photos share one)."),
+    batch_size: int = typer.Option(8, min=1, help="Faces per network batch, at most (faces of several photos "
+                                   "share one; fewer when the next photo is not read yet, unless --fixed-batch)."),
     fixed_batch: Optional[bool] = typer.Option(None, "--fixed-batch/--no-fixed-batch", help="Run every network "
                                                "call at --batch-size faces (the last batch padded), so a face's "
                                                "result does not depend on the faces batched with it: outputs are "
@@ -86,7 +87,8 @@ def restore(
     from mpcnet.deploy import OnnxUnavailable
     from mpcnet.restoration.background import BackgroundUpsamplerError
     from mpcnet.restoration.builder import build_pipeline
-    from mpcnet.restoration.pipeline import RestoreOptions, Summary
+    from mpcnet.restoration.options import RestoreOptions
+    from mpcnet.restoration.results import Summary
     from mpcnet.restoration.video import VideoError, VideoRestorer, import_av, video_pixels
     from mpcnet.utils.dist import DistError
     from mpcnet.utils.files import pixel_count, remove_stale_parts

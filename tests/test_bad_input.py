@@ -133,10 +133,10 @@ def test_upscale_beyond_the_pixel_limit_fails_per_file_and_the_batch_goes_on(fac
 
 def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, tmp_path, tiny_weights, monkeypatch):
     """The estimate (input, output at --upscale, background) is compared with the free memory."""
-    from mpcnet.restoration import pipeline
+    from mpcnet.restoration import stages
 
     # room for a 128 px face at ×1 (about 0.5 MB) but not at ×4 (about 3.5 MB)
-    monkeypatch.setattr(pipeline, "available_bytes", lambda: 2_000_000)
+    monkeypatch.setattr(stages, "available_bytes", lambda: 2_000_000)
     before = tree_hashes(faces)
     result, report = restore_aligned(faces, tmp_path / "x1", tiny_weights)
     assert result.exit_code == 0 and report["restored"] == 2
@@ -154,7 +154,7 @@ def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, 
 
 def test_memory_error_is_caught_per_file(faces, tmp_path, tiny_weights, monkeypatch):
     """The last resort behind the estimate: a MemoryError fails its file, not the batch."""
-    from mpcnet.restoration.pipeline import RestorePipeline
+    from mpcnet.restoration.scheduler import RestorePipeline
 
     compose = RestorePipeline._compose
     first = sorted(faces.iterdir())[0].name
@@ -287,7 +287,7 @@ def test_mtcnn_without_its_package_is_one_clear_line(tmp_path, tiny_weights, mon
 
 
 def test_an_internal_bug_is_one_line_and_debug_shows_it(faces, tmp_path, tiny_weights, monkeypatch):
-    from mpcnet.restoration.pipeline import RestorePipeline
+    from mpcnet.restoration.scheduler import RestorePipeline
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("division by zero")

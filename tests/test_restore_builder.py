@@ -11,7 +11,7 @@ import torch
 from mpcnet.archs.mpcnet_arch import MPCNet
 from mpcnet.checkpoint import save_checkpoint
 from mpcnet.restoration.builder import build_pipeline
-from mpcnet.restoration.pipeline import RestoreOptions
+from mpcnet.restoration.options import RestoreOptions
 from tests.conftest import DATA
 
 FACES = sorted((DATA / "codeformer-inputs" / "cropped_faces").glob("*.png"))[:2]

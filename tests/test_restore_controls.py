@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from mpcnet.restoration.draw import BOX_COLOUR
 from mpcnet.restoration.detectors import detect_faces
-from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
+from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils import device as device_module
 from mpcnet.utils.device import resolve_device

@@ -1,23 +1,28 @@
 """Phone-size photos (issue 19): faces detected on reduced copies and mapped back, the same faces
 as full-resolution detection where that works, one face per close-up, outputs as the float32
-pipeline composed them, and at most two decoded photos alive whatever the batch size."""
+pipeline composed them, at most two decoded photos alive whatever the batch size, and reading and
+writing that overlap the network without changing a byte."""
 from __future__ import annotations
 
+import pickle
 import shutil
+import threading
 import weakref
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import DATA, Negative, shared_file
-from mpcnet.restoration import pipeline as pipeline_module
+from mpcnet.restoration import stages
 from mpcnet.restoration.align import BORDER_GRAY, face_affine, inverse_affine
 from mpcnet.restoration.detectors import make_detector
 from mpcnet.restoration.multiscale import BEST_BOX, detect_multiscale
+from mpcnet.restoration.options import RestoreOptions
 from mpcnet.restoration.paste import ellipse_mask
-from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.utils.files import read_image
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
@@ -112,31 +117,86 @@ def test_output_is_what_the_float_pipeline_made(retinaface, tmp_path, name, upsc
     assert diff.mean() < 0.05 and (diff > 1).mean() < 1e-4 and diff.max() <= 6
 
 
-def test_waiting_photos_are_let_go_and_read_again(yunet, tmp_path, monkeypatch):
-    """Faces of several photos share a batch, yet at most two decoded photos are alive at a time
-    (the newest, the one being finished); re-read photos give the same bytes as unbatched ones."""
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("00.jpg", "01.jpg", "03.jpg", "04.jpg", "05.jpg"):
-        shutil.copy(WHOLE / name, src / name)
-    files = sorted(src.iterdir())
-    refs, most = [], []  # a weak reference to each decoded photo; how many were alive at each read
-    read = pipeline_module.read_image
+def copy_photos(folder, names=("00.jpg", "01.jpg", "03.jpg", "04.jpg", "05.jpg")) -> list:
+    folder.mkdir()
+    for name in names:
+        shutil.copy(WHOLE / name, folder / name)
+    return sorted(folder.iterdir())
+
+
+def count_reads(monkeypatch, started=None) -> tuple[list, list]:
+    """``read_image`` of the stages counted: a weak reference to each decoded photo, how many were
+    alive after each read; ``started`` is set when the second read begins."""
+    refs, alive = [], []
+    read = stages.read_image
 
     def counted(*args, **kwargs):
+        if started is not None and len(refs) >= 1:
+            started.set()
         image = read(*args, **kwargs)
         refs.append(weakref.ref(image))
-        most.append(sum(ref() is not None for ref in refs))
+        alive.append(sum(ref() is not None for ref in refs))
         return image
 
-    monkeypatch.setattr(pipeline_module, "read_image", counted)
+    monkeypatch.setattr(stages, "read_image", counted)
+    return refs, alive
+
+
+def test_waiting_photos_are_let_go_and_read_again(yunet, tmp_path, monkeypatch):
+    """Faces of several photos share a batch, yet at most two decoded photos are alive at a time
+    (the one being read, the one being written); re-read photos give the same bytes as photos
+    written at once. With a fixed batch larger than the folder's faces every photo waits, so each is
+    read twice; with batch 1 none waits; the default (a partial batch when the network would idle)
+    lies between."""
+    files = copy_photos(tmp_path / "in")
+    refs, alive = count_reads(monkeypatch)
     outputs = {}
-    for batch in (16, 1):
+    for batch, fixed, reads in ((16, True, (2 * len(files),)), (1, False, (len(files),)),
+                                (16, False, range(len(files), 2 * len(files) + 1))):
         refs.clear()
-        pipe = RestorePipeline(FaceRestorer(Negative(), size=64, batch_size=batch), yunet, RestoreOptions(upscale=1))
-        summary = pipe.run(files, src, tmp_path / f"b{batch}")
+        alive.clear()
+        restorer = FaceRestorer(Negative(), size=64, batch_size=batch)
+        restorer.fixed_batch = fixed
+        summary = RestorePipeline(restorer, yunet, RestoreOptions(upscale=1)).run(files, tmp_path / "in",
+                                                                                  tmp_path / f"b{batch}{fixed}")
         assert summary.ok and summary.faces >= 8, summary.results[0].message
-        outputs[batch] = [open(r.output, "rb").read() for r in summary.results]
-    assert len(most) == 2 * len(files) - 1 + len(files)  # batch 16: all but the last read twice; batch 1: once
-    assert max(most) <= 2
-    assert outputs[16] == outputs[1]
+        assert len(alive) in reads and max(alive) <= 2
+        outputs[batch, fixed] = [open(r.output, "rb").read() for r in summary.results]
+    assert outputs[16, True] == outputs[1, False] == outputs[16, False]
+
+
+def test_the_next_photo_is_read_while_the_network_runs(yunet, tmp_path, monkeypatch):
+    """Reading and detecting overlap the network: the network's first call waits until the reader
+    has begun the second photo (in series it would wait in vain)."""
+    files = copy_photos(tmp_path / "in", ("00.jpg", "01.jpg"))
+    started, waited = threading.Event(), []
+    count_reads(monkeypatch, started)
+
+    class Waiting(Negative):
+        def forward(self, x):
+            if not waited:
+                waited.append(started.wait(timeout=60))
+            return super().forward(x)
+
+    summary = RestorePipeline(FaceRestorer(Waiting(), size=64, batch_size=1), yunet,
+                              RestoreOptions(upscale=1)).run(files, tmp_path / "in", tmp_path / "out")
+    assert summary.ok and waited == [True]
+
+
+def test_overlap_gives_the_outputs_of_photos_restored_one_by_one(yunet, tmp_path):
+    """A folder restored with reading, network and writing overlapped (a bad file in the middle)
+    gives byte for byte the outputs of each photo restored alone; the bad file fails alone."""
+    files = copy_photos(tmp_path / "in")
+    bad = tmp_path / "in" / "02_truncated.jpg"
+    bad.write_bytes(files[1].read_bytes()[:5000])
+    pipe = RestorePipeline(FaceRestorer(Negative(), size=64, batch_size=3), yunet, RestoreOptions(upscale=2))
+    summary = pipe.run(sorted(files + [bad]), tmp_path / "in", tmp_path / "all")
+    by_name = {Path(r.source).name: r for r in summary.results}
+    assert [Path(r.source).name for r in summary.results] == sorted(by_name)
+    assert by_name[bad.name].status == "failed" and "truncated" in by_name[bad.name].message
+    assert summary.count("restored") == len(files) and summary.faces >= 8
+    assert pickle.loads(pickle.dumps(summary)).to_dict() == summary.to_dict()  # as processes gather it
+    for photo in files:
+        alone = pipe.run([photo], tmp_path / "in", tmp_path / photo.stem).results[0]
+        assert alone.faces == by_name[photo.name].faces
+        assert open(alone.output, "rb").read() == open(by_name[photo.name].output, "rb").read()

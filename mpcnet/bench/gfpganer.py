@@ -16,7 +16,7 @@ from unittest import mock
 import cv2
 import torch
 
-from mpcnet.restoration.pipeline import StageTimer
+from mpcnet.restoration.results import StageTimer
 
 # the file names facexlib looks for, by its RetinaFace model name
 _FACEXLIB_DETECTOR_FILE = {"retinaface_resnet50": "detection_Resnet50_Final.pth",

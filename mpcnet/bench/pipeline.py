@@ -11,7 +11,8 @@ import torch
 
 from mpcnet.restoration.background import BackgroundUpsamplerError
 from mpcnet.restoration.builder import build_pipeline
-from mpcnet.restoration.pipeline import STAGES, RestoreOptions
+from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.results import STAGES
 from mpcnet.utils.files import DEFAULT_MAX_PIXELS, list_images
 from mpcnet.utils.memory import peak_rss_bytes, reset_peak_rss
 from mpcnet.weights import WeightsError
@@ -123,7 +124,9 @@ def markdown(result: dict) -> str:
             lines.append(f"| {stage} | {sec:.3f} | {100 * sec / total:.1f}% | {psec:.3f} | "
                          f"{100 * psec / (peer['seconds'] or 1.0):.1f}% | {'—' if r is None else r} |")
         return "\n".join(lines) + "\n"
-    lines += ["", "| stage | seconds | share |", "|---|---|---|"]
+    lines += ["", "Reading and detecting, the network, and pasting and writing run on three threads, so the "
+              "stages' seconds may add up to more than the pass.", "",
+              "| stage | seconds | share |", "|---|---|---|"]
     for stage in STAGES:
         sec = result["stage_seconds"].get(stage, 0.0)
         lines.append(f"| {stage} | {sec:.3f} | {100 * sec / total:.1f}% |")

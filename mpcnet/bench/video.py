@@ -11,7 +11,8 @@ import torch
 
 from mpcnet.bench.pipeline import BenchError
 from mpcnet.restoration.builder import build_pipeline
-from mpcnet.restoration.pipeline import RestoreOptions, StageTimer
+from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.results import StageTimer
 from mpcnet.restoration.video import VideoError, VideoRestorer
 from mpcnet.utils.files import VIDEO_EXTS, list_images
 from mpcnet.weights import WeightsError

@@ -10,7 +10,8 @@ from mpcnet.restoration import DETECTORS
 from mpcnet.restoration.detectors import make_detector
 from mpcnet.restoration.paste import load_parsenet
 from mpcnet.restoration.peers import build_peer
-from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
+from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer, check_backend
 from mpcnet.utils.device import resolve_device
 from mpcnet.utils.dist import Launch

@@ -16,7 +16,9 @@ from typing import Callable
 import numpy as np
 
 from mpcnet.restoration import VIDEO_CODECS
-from mpcnet.restoration.pipeline import ImageResult, RestorePipeline, Summary, _Photo
+from mpcnet.restoration.results import ImageResult, Summary
+from mpcnet.restoration.scheduler import RestorePipeline
+from mpcnet.restoration.stages import Photo
 from mpcnet.restoration.tracking import FaceTracker
 from mpcnet.utils.files import LoadedImage, atomic_path, check_not_input
 
@@ -151,7 +153,7 @@ class VideoRestorer:
 
     def restore(self, source: Path, output: Path, info: VideoInfo | None = None,
                 on_frame: Callable[[int], None] | None = None,
-                on_photo: Callable[[_Photo], None] | None = None) -> VideoResult:
+                on_photo: Callable[[Photo], None] | None = None) -> VideoResult:
         """Restore one video (checked by :func:`probe`, or ``info`` from it) into ``output``,
         atomically. ``on_frame(faces)`` is called per written frame, ``on_photo`` with each frame's
         restored faces (for the flicker benchmark). Raises :class:`VideoError` (or FFmpeg's

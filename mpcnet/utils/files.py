@@ -238,13 +238,13 @@ def check_not_input(output: str | os.PathLike, source: str | os.PathLike) -> Non
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False,
                 jpeg_quality: int = 95) -> Path:
-    """Encode ``image`` (BGR/BGRA/gray, uint8 or uint16) by the path's extension and write it
-    atomically (temporary file in the same folder, then rename). Never replaces an existing file
-    unless ``overwrite``.
-    """
+    """Encode ``image`` (:func:`encode_image`) and write it atomically (:func:`write_encoded`)."""
+    return write_encoded(path, encode_image(path, image, jpeg_quality), overwrite)
+
+
+def encode_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 95) -> bytes:
+    """``image`` (BGR/BGRA/gray, uint8 or uint16) encoded by ``path``'s extension."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (use --overwrite to replace it)")
     ext = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
     if ext in (".jpg", ".jpeg", ".webp", ".bmp") and image.dtype == np.uint16:
@@ -252,7 +252,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     ok, buf = cv2.imencode(ext, image, params)
     if not ok:
         raise OSError(f"could not encode {path.name}")
-    write_bytes_atomic(path, buf.tobytes())
+    return buf.tobytes()
+
+
+def write_encoded(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write an encoded image atomically (temporary file in the same folder, then rename). Never
+    replaces an existing file unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (use --overwrite to replace it)")
+    write_bytes_atomic(path, data)
     return path
 
 

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, PARSE_FACE_CLASSES, parse_mask, pasted_classes
+from mpcnet.parsing_classes import MPCNET_FACE_CLASSES, PARSE_FACE_CLASSES, pasted_classes
+from mpcnet.restoration.paste import parse_mask
 
 # facexlib's ParseNet (PSFRGAN) output order
 FACEXLIB_ORDER = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",

@@ -25,7 +25,8 @@ from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.draw import draw_faces
 from mpcnet.restoration.multiscale import detect_multiscale
-from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
+from mpcnet.parsing_classes import MPCNET_FACE_CLASSES
+from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, UnsafeOutputError, check_not_input,
                                 read_image, write_image)

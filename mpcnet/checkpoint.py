@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mpcnet.utils.files import write_bytes_atomic
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 
 class CheckpointError(Exception):

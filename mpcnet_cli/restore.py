@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mpcnet.restoration import BACKENDS, BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS, VIDEO_CODECS
-from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, UnsafeOutputError, check_output_location,
-                                list_images)
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, list_images
+from mpcnet.utils.safe_output import UnsafeOutputError, check_output_location
 from mpcnet.weights import WeightsError
 from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
@@ -85,15 +85,16 @@ def restore(
     # The pipeline pulls in torch; imported here so that `mpcnet --help` starts fast.
     from mpcnet.checkpoint import CheckpointError
     from mpcnet.deploy import OnnxUnavailable
-    from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.background import BackgroundUpsamplerError
+    from mpcnet.restoration.detectors import default_detector, make_detector
     from mpcnet.restoration.paste import load_parsenet
     from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, Summary
     from mpcnet.restoration.restorer import FaceRestorer
     from mpcnet.restoration.video import VideoError, VideoRestorer, import_av, video_pixels
     from mpcnet.utils.device import resolve_device
     from mpcnet.utils.dist import DistError, launch as join
-    from mpcnet.utils.files import pixel_count, remove_stale_parts
+    from mpcnet.utils.image_io import pixel_count
+    from mpcnet.utils.safe_output import remove_stale_parts
 
     try:
         options = RestoreOptions(upscale=upscale, aligned=aligned, only_center_face=only_center_face, ext=ext,

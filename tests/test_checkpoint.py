@@ -11,8 +11,14 @@ import torch
 import yaml
 
 from mpcnet.archs.mpcnet_arch import MPCNet
-from mpcnet.checkpoint import (CheckpointError, build_network, load_checkpoint, load_error_detail, save_checkpoint,
-                               state_dict_of)
+from mpcnet.checkpoint import (
+    CheckpointError,
+    build_network,
+    load_checkpoint,
+    load_error_detail,
+    save_checkpoint,
+    state_dict_of,
+)
 from mpcnet.weights import WeightEntry, WeightsError, fetch, sha256_of, verify
 
 SMALL64 = dict(out_size=64, num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32, parse_res_depth=1)

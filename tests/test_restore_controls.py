@@ -9,8 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mpcnet.restoration.draw import BOX_COLOUR
 from mpcnet.restoration.detectors import detect_faces
+from mpcnet.restoration.draw import BOX_COLOUR
 from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.utils import device as device_module

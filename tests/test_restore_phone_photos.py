@@ -9,8 +9,8 @@ import weakref
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, Negative, shared_file
+
 from mpcnet.restoration import pipeline as pipeline_module
 from mpcnet.restoration.align import BORDER_GRAY, face_affine, inverse_affine
 from mpcnet.restoration.detectors import make_detector
@@ -18,7 +18,7 @@ from mpcnet.restoration.multiscale import BEST_BOX, detect_multiscale
 from mpcnet.restoration.paste import ellipse_mask
 from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import read_image
+from mpcnet.utils.image_io import read_image
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
 # The 12-14 MP photos of ../shared/data: one person each, photographed close up

@@ -15,7 +15,7 @@ from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.paste import ellipse_mask, parse_mask
 from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import read_image
+from mpcnet.utils.image_io import read_image
 from tests.conftest import DATA, Negative
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mpcnet.bench.pipeline import BenchError
+from mpcnet.bench import BenchError
 from mpcnet.checkpoint import CheckpointError
 from mpcnet.restoration.detectors import make_detector
 from mpcnet.restoration.pipeline import RestoreOptions, RestorePipeline, StageTimer
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.restoration.video import VideoError, VideoRestorer
-from mpcnet.utils.files import VIDEO_EXTS, list_images
+from mpcnet.utils.image_io import VIDEO_EXTS, list_images
 from mpcnet.weights import WeightsError
 
 

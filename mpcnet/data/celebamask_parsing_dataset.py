@@ -5,12 +5,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
-import torch
 
-from mpcnet.data.degradations import PAPER_RANGES, degrade
+from mpcnet.data.eq1_degradation import PAPER_RANGES, degrade
 from mpcnet.data.face_degraded_dataset import sample_rng
 from mpcnet.parsing_classes import CELEBAMASK_PARTS, FLIP_LABELS
 

@@ -14,7 +14,7 @@ from mpcnet.checkpoint import CheckpointError, load_checkpoint, state_dict_of
 from mpcnet.metrics import MetricUnavailable, metric_weights
 from mpcnet.metrics.pixel import bgr_to_tensor
 
-REGISTRY_NAME = "arcface"
+WEIGHTS_NAME = "arcface"
 
 
 def arcface_input(bgr: np.ndarray, size: int = 128) -> torch.Tensor:
@@ -34,7 +34,7 @@ class IdentitySimilarity:
             raise MetricUnavailable("identity similarity needs the gfpgan package (ResNetArcFace layout)") from exc
         if state_dict is None:
             try:
-                state_dict = state_dict_of(load_checkpoint(metric_weights(REGISTRY_NAME)))
+                state_dict = state_dict_of(load_checkpoint(metric_weights(WEIGHTS_NAME)))
             except CheckpointError as exc:
                 raise MetricUnavailable(str(exc)) from exc
         self.net = ResNetArcFace(block="IRBlock", layers=(2, 2, 2, 2), use_se=False)

@@ -16,7 +16,7 @@ from mpcnet.checkpoint import CheckpointError, load_checkpoint
 from mpcnet.metrics import MetricUnavailable, metric_weights
 from mpcnet.metrics.pixel import bgr_to_tensor
 
-REGISTRY_NAME = "lpips-alex"
+WEIGHTS_NAME = "lpips-alex"
 
 
 class LPIPS:
@@ -28,7 +28,7 @@ class LPIPS:
         except ImportError as exc:
             raise MetricUnavailable("the 'lpips' package is not installed (pip install lpips)") from exc
         if backbone is None:
-            backbone = metric_weights(REGISTRY_NAME)
+            backbone = metric_weights(WEIGHTS_NAME)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

@@ -20,17 +20,17 @@ import cv2
 import numpy as np
 from facexlib.utils.face_restoration_helper import get_center_face
 
+from mpcnet.parsing_classes import MPCNET_FACE_CLASSES
 from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.draw import draw_faces
 from mpcnet.restoration.multiscale import detect_multiscale
-from mpcnet.parsing_classes import MPCNET_FACE_CLASSES
-from mpcnet.restoration.paste import ellipse_mask, paste_face, parse_labels, parse_mask
+from mpcnet.restoration.paste import ellipse_mask, parse_labels, parse_mask, paste_face
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, UnsafeOutputError, check_not_input,
-                                read_image, write_image)
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, as_8bit, read_image, write_image
 from mpcnet.utils.memory import available_bytes, format_bytes
+from mpcnet.utils.safe_output import UnsafeOutputError, check_not_input
 
 STAGES = ("read", "detect", "align", "network", "background", "paste", "write")
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
@@ -233,7 +233,7 @@ class RestorePipeline:
                                   if min(pixels.shape[:2]) > FACE_SIZE else cv2.INTER_CUBIC)
             return _Photo(source, output, image, image.bgr.shape, single, [crop], [None])
         with self.timer("detect"):
-            bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
+            bgr8 = as_8bit(image.bgr)
             faces = detect_multiscale(self.detector, bgr8)
             if opts.only_center_face and len(faces) > 1:
                 h, w = bgr8.shape[:2]
@@ -369,7 +369,7 @@ class RestorePipeline:
         """Restore ``files`` (under ``root``) into ``out_dir/restored_imgs``; never stops on a bad
         file: each gets an :class:`ImageResult`. ``on_result`` is called as each photo finishes.
         A file whose output would replace an input fails; the caller checks ``out_dir`` against
-        the input folder first (:func:`~mpcnet.utils.files.check_output_location`). Ctrl-C (or a
+        the input folder first (:func:`~mpcnet.utils.safe_output.check_output_location`). Ctrl-C (or a
         SIGTERM turned into KeyboardInterrupt) stops the batch: the summary holds the files that
         finished, marked ``interrupted``; writes are atomic, so no partial file is left."""
         opts = self.options

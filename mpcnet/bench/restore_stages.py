@@ -9,18 +9,15 @@ from pathlib import Path
 
 import torch
 
+from mpcnet.bench import BenchError
 from mpcnet.checkpoint import CheckpointError
 from mpcnet.restoration.detectors import make_detector
 from mpcnet.restoration.paste import load_parsenet
 from mpcnet.restoration.pipeline import STAGES, RestoreOptions, RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS, list_images
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS, list_images
 from mpcnet.utils.memory import peak_rss_bytes, reset_peak_rss
 from mpcnet.weights import WeightsError
-
-
-class BenchError(Exception):
-    """A benchmark that cannot run; the message says why."""
 
 
 def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = False, device: str = "cpu",

@@ -1,6 +1,6 @@
 # The two commands README promises on a fresh machine:
 #   make demo   set up .venv and restore the bundled sample photos with the bundled model
-#   make test   set up .venv (with test extras) and run the whole test suite
+#   make test   set up .venv (with test extras), run ruff (pyproject.toml's [tool.ruff]), then the whole test suite
 #   make pool   build the training face pool from ../shared/data into $(POOL) (scripts/build_face_pool.py)
 #   make labels pseudo parsing labels for the faces of the pool in $(POOL) (scripts/make_parsing_labels.py)
 #   make mutation  mutmut on the core modules against their fast tests, then the kill rate per module
@@ -19,6 +19,7 @@ demo: setup
 
 test:
 	bash scripts/setup.sh test
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 
 mutation:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from mpcnet.utils.files import write_bytes_atomic
+from mpcnet.utils.safe_output import write_bytes_atomic
 from mpcnet.weights import WeightsError, resolve
 
 

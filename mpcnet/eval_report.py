@@ -14,7 +14,8 @@ from mpcnet.eval_scoring import EvalResult, index_folder, load_bgr8
 from mpcnet.evaluate import EvalError
 from mpcnet.metrics import DESCRIPTIONS, METRICS, arrow
 from mpcnet.published import comparison_markdown
-from mpcnet.utils.files import write_bytes_atomic, write_image
+from mpcnet.utils.image_io import write_image
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 
 def sample_grid(rows: list[list[np.ndarray]], tile: int = 256) -> np.ndarray:

@@ -15,21 +15,20 @@ import numpy as np
 
 from mpcnet.evaluate import EvalError
 from mpcnet.metrics import DESCRIPTIONS, METRICS, MetricUnavailable
-from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance, inception_extractor, reference_stats
+from mpcnet.metrics.fid import FeatureExtractor, FIDStats, frechet_distance, inception_extractor, reference_stats
 from mpcnet.metrics.niqe import niqe
 from mpcnet.metrics.paired import PAIRED_NETWORK_METRICS, build_scorers
 from mpcnet.metrics.pixel import grad_ratio, psnr, ssim
 from mpcnet.published import published_json
 from mpcnet.utils.dist import Launch
-from mpcnet.utils.files import list_images, pixel_count, read_image
+from mpcnet.utils.image_io import as_8bit, list_images, pixel_count, read_image
 
 PAIRED = ("psnr", "ssim", "grad_ratio", *PAIRED_NETWORK_METRICS)
 
 
 def load_bgr8(path: Path) -> np.ndarray:
     """An image as H×W×3 uint8 BGR (16-bit scaled down, alpha dropped)."""
-    bgr = read_image(path).bgr
-    return np.round(bgr / 257.0).astype(np.uint8) if bgr.dtype == np.uint16 else bgr
+    return as_8bit(read_image(path).bgr)
 
 
 def _key(root: Path, path: Path) -> str:

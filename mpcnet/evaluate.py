@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from mpcnet.utils.dist import Launch
-from mpcnet.utils.files import list_images, pixel_count
+from mpcnet.utils.image_io import list_images, pixel_count
 
 DATASETS = {"celeba-test": ("lq", "gt"), "real-test": ("lq", None)}
 # Other names for the same folders, tried in order after the canonical one.
@@ -63,10 +63,10 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline.
     Each process of ``launch`` restores its share; every network call runs a full batch, so a face's
     result is the same whatever the number of processes. The caller checks ``out_dir`` against ``lq``
-    (:func:`~mpcnet.utils.files.check_output_location`)."""
+    (:func:`~mpcnet.utils.safe_output.check_output_location`)."""
     from mpcnet.restoration.builder import build_pipeline
-    from mpcnet.restoration.peers import PeerError
     from mpcnet.restoration.options import RestoreOptions
+    from mpcnet.restoration.peers import PeerError
     from mpcnet.restoration.results import Summary
     from mpcnet.weights import WeightsError
 

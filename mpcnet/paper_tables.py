@@ -22,7 +22,7 @@ from mpcnet.eval_scoring import EvalResult, score
 from mpcnet.evaluate import EvalError, restore_folder
 from mpcnet.metrics import DESCRIPTIONS, METRICS
 from mpcnet.published import PublishedTable, paper_table, table_lines
-from mpcnet.utils.files import write_bytes_atomic
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 TABLES = (1, 2, 3, 4, 5, 6, 7)
 VARIANT_TABLES = (4, 5, 6)
@@ -48,7 +48,7 @@ def build_variants(table: int, hq: Path, variants_dir: Path, size: int = 512, se
                    workers: int = 1, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Each variant's LQ folder ``variants_dir/<preset>``: kept when its manifest exists, else degraded
     from ``hq`` with the preset (finishing an interrupted folder)."""
-    from mpcnet.degrade import build_ranges, plan, prepare_output, run
+    from mpcnet.degrade_folder import build_ranges, plan, prepare_output, run
 
     folders = {}
     for name in variants(table):
@@ -151,7 +151,7 @@ def plan_table(table: int, *, dataset: str | None = None, data_root: Path | None
     1–3 read CelebA-Test (``--lq/--gt`` or the named dataset), Table 7 a real set without GT, Tables 4–6
     the HQ faces (``--hq``, ``--gt`` or CelebA-Test's GT) and their variants folder (default OUT/variants)."""
     from mpcnet.evaluate import resolve_dataset
-    from mpcnet.utils.files import check_output_location
+    from mpcnet.utils.safe_output import check_output_location
 
     if table not in TABLES:
         raise EvalError(f"--table {table}: the paper's tables are {', '.join(map(str, TABLES))}")

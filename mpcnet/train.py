@@ -17,8 +17,16 @@ import torch
 from basicsr.data import build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
-from basicsr.utils import (AvgTimer, MessageLogger, get_env_info, get_root_logger, get_time_str, init_tb_logger,
-                           mkdir_and_rename, set_random_seed)
+from basicsr.utils import (
+    AvgTimer,
+    MessageLogger,
+    get_env_info,
+    get_root_logger,
+    get_time_str,
+    init_tb_logger,
+    mkdir_and_rename,
+    set_random_seed,
+)
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.options import dict2str
 from torch.utils.data import DataLoader
@@ -29,8 +37,9 @@ import mpcnet.data  # noqa: F401 - registers our datasets
 import mpcnet.losses  # noqa: F401 - registers our losses
 import mpcnet.models  # noqa: F401 - registers our models
 from mpcnet.compat import init_dist
-from mpcnet.data.degradations import check_ranges
-from mpcnet.utils.files import load_yaml, remove_stale_parts
+from mpcnet.data.eq1_degradation import check_ranges
+from mpcnet.utils.safe_output import remove_stale_parts
+from mpcnet.utils.text_files import load_yaml
 
 
 class TrainError(Exception):

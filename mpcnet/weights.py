@@ -17,14 +17,15 @@ from pathlib import Path
 
 import yaml
 
-from mpcnet.utils.files import write_bytes_atomic
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 # A source checkout keeps the registry and the bundled models at its top level (weights.yaml, weights/);
 # a wheel carries copies of them in the package's bundled/ folder (setup.py puts them there).
 _WHEEL_DATA = Path(__file__).with_name("bundled")
 _CHECKOUT = Path(__file__).resolve().parents[1]
-REGISTRY_FILE, BUNDLED_DIR = ((_WHEEL_DATA / "weights.yaml", _WHEEL_DATA) if (_WHEEL_DATA / "weights.yaml").is_file()
-                              else (_CHECKOUT / "weights.yaml", _CHECKOUT / "weights"))
+WEIGHTS_REGISTRY_FILE, BUNDLED_DIR = (
+    (_WHEEL_DATA / "weights.yaml", _WHEEL_DATA) if (_WHEEL_DATA / "weights.yaml").is_file()
+    else (_CHECKOUT / "weights.yaml", _CHECKOUT / "weights"))
 UNKNOWN = "unknown"
 
 
@@ -68,18 +69,18 @@ def load_pins() -> dict[str, str]:
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
-def registry_file() -> Path:
+def weights_registry_file() -> Path:
     """The package's ``weights.yaml``, or ``$MPCNET_WEIGHTS_YAML``."""
-    return Path(os.environ.get("MPCNET_WEIGHTS_YAML", REGISTRY_FILE))
+    return Path(os.environ.get("MPCNET_WEIGHTS_YAML", WEIGHTS_REGISTRY_FILE))
 
 
-def load_registry() -> dict[str, WeightEntry]:
-    entries = yaml.safe_load(registry_file().read_text())["weights"]
+def load_weights_registry() -> dict[str, WeightEntry]:
+    entries = yaml.safe_load(weights_registry_file().read_text())["weights"]
     return {e["name"]: WeightEntry(**e) for e in entries}
 
 
 def get_entry(name: str) -> WeightEntry:
-    registry = load_registry()
+    registry = load_weights_registry()
     if name not in registry:
         raise WeightsError(f"unknown weights '{name}'; known: {', '.join(sorted(registry))}")
     return registry[name]
@@ -104,7 +105,7 @@ def locate(entry: WeightEntry) -> Path | None:
 def locations() -> dict:
     """Where this install keeps model files: the registry, the folders searched in order (the bundled
     folder last, for ``bundled`` entries) and the user's pins."""
-    return {"registry": str(registry_file()), "search": [str(d) for d in search_dirs()],
+    return {"registry": str(weights_registry_file()), "search": [str(d) for d in search_dirs()],
             "bundled": str(BUNDLED_DIR), "pins": str(pins_file())}
 
 
@@ -126,8 +127,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     if path.is_file():
         return path
     name = str(name_or_path)
-    if name not in load_registry():
-        raise WeightsError(f"'{name}' is neither a file nor a name in {registry_file().name} "
+    if name not in load_weights_registry():
+        raise WeightsError(f"'{name}' is neither a file nor a name in {weights_registry_file().name} "
                            "(see 'mpcnet weights list')")
     entry = get_entry(name)
     path = locate(entry)
@@ -143,7 +144,7 @@ def pin(name: str, sha256: str | None = None) -> str:
     """Record the user's sha256 for an entry the registry does not know the hash of."""
     entry = get_entry(name)
     if entry.sha256 != UNKNOWN:
-        raise WeightsError(f"'{name}' is already pinned by {registry_file().name}")
+        raise WeightsError(f"'{name}' is already pinned by {weights_registry_file().name}")
     if sha256 is None:
         path = locate(entry)
         if path is None:

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 import yaml
 
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS
 from mpcnet_cli import benchmark_degrade
 from mpcnet_cli.common import console, emit_json, fail
 
@@ -38,7 +38,7 @@ def _arch_options(pairs: list[str]) -> tuple:
 
 def _write_md(path: Optional[Path], text: str) -> None:
     if path is not None:
-        from mpcnet.utils.files import write_bytes_atomic
+        from mpcnet.utils.safe_output import write_bytes_atomic
         write_bytes_atomic(path, text.encode())
         console.print(f"wrote {path}")
 
@@ -78,8 +78,9 @@ def net(
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the Markdown table to this file."),
 ) -> None:
     """Network throughput, latency (p50/p95) and peak memory, interleaved with a peer; prints ours ÷ peer."""
-    from mpcnet.bench.network import BenchError, NetConfig, markdown, run_network_benchmark
-    from mpcnet.utils.files import list_images
+    from mpcnet.bench import BenchError
+    from mpcnet.bench.network import NetConfig, markdown, run_network_benchmark
+    from mpcnet.utils.image_io import list_images
 
     cfg = NetConfig(size=size, narrow=narrow, channel_multiplier=channel_multiplier,
                     num_style_feat=num_style_feat, mpcnet_kwargs=_arch_options(arch),
@@ -134,7 +135,7 @@ def restore(
     On videos: frames/s and the flicker of the restored faces (mean absolute difference of
     consecutive aligned restored faces), each with face tracking off and on, and on ÷ off.
     With --nproc N: the scaling across processes (N processes of one thread ÷ 1 process of one thread)."""
-    from mpcnet.bench import pipeline, scaling, video
+    from mpcnet.bench import BenchError, restore_stages, scaling, video
 
     if nproc > 1 and (against or backend != "torch"):
         fail("--nproc compares process counts of restore itself: drop --against and --backend")
@@ -150,12 +151,12 @@ def restore(
                                                    fidelity=fidelity)
                 text = video.markdown(result)
             else:
-                result = pipeline.run_restore_benchmark(source, weights, aligned=aligned, device=device,
-                                                        batch_size=batch_size, amp=amp, backend=backend,
-                                                        against=against, rounds=rounds, upscale=upscale,
-                                                        max_pixels=max_pixels)
-                text = pipeline.markdown(result)
-    except pipeline.BenchError as exc:
+                result = restore_stages.run_restore_benchmark(source, weights, aligned=aligned, device=device,
+                                                              batch_size=batch_size, amp=amp, backend=backend,
+                                                              against=against, rounds=rounds, upscale=upscale,
+                                                              max_pixels=max_pixels)
+                text = restore_stages.markdown(result)
+    except BenchError as exc:
         fail(str(exc))
     console.print(text)
     _write_md(md, text)

@@ -21,8 +21,8 @@ def degrade(
     """Images/s of our eq. 1 degradation on one core, and its ratio to BasicSR's GFPGAN-style
     pipeline (random mixed kernels + noise + JPEG) on the same images in the same run."""
     # Imported here: mpcnet.data pulls in BasicSR and torch, which `mpcnet --help` should not wait for.
-    from mpcnet.bench.degradation import load_images, run
-    from mpcnet.utils.files import ImageReadError
+    from mpcnet.bench.degradation_speed import load_images, run
+    from mpcnet.utils.image_io import ImageReadError
 
     try:
         imgs = load_images(images, size)

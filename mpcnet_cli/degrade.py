@@ -11,8 +11,8 @@ from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
 
 def _list_presets() -> None:
-    from mpcnet.data.degradations import PRESETS
-    from mpcnet.degrade import describe_preset
+    from mpcnet.data.eq1_degradation import PRESETS
+    from mpcnet.degrade_folder import describe_preset
 
     for name in PRESETS:
         typer.echo(f"{name:20s} {describe_preset(name)}")
@@ -50,8 +50,8 @@ def degrade(
     training or test sets; writes a manifest of every image's parameters beside the outputs.
     Exit code 1 if any file failed (the others are still written), 2 for a bad request."""
     # Imported here: mpcnet.data pulls in BasicSR and torch, which `mpcnet --help` should not wait for.
-    from mpcnet.degrade import DegradeError, build_ranges, plan, prepare_output, read_manifest, run
-    from mpcnet.utils.files import UnsafeOutputError
+    from mpcnet.degrade_folder import DegradeError, build_ranges, plan, prepare_output, read_manifest, run
+    from mpcnet.utils.safe_output import UnsafeOutputError
 
     if preset == "list":
         _list_presets()
@@ -104,7 +104,7 @@ def _table_variants(table: int, hq: Path, out: Path, size: int, seed: int, worke
     """`--preset tableN`: the test sets of Table N as `mpcnet eval --table N` builds them."""
     from mpcnet.evaluate import EvalError
     from mpcnet.paper_tables import build_variants
-    from mpcnet.utils.files import UnsafeOutputError, check_output_location
+    from mpcnet.utils.safe_output import UnsafeOutputError, check_output_location
 
     if not hq.is_dir():
         fail(f"--preset table{table} degrades a folder of HQ faces; {hq} is not one")

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from mpcnet.metrics import DESCRIPTIONS, METRICS, arrow
 from mpcnet.restoration import METHODS, PEER_METHODS
-from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_output_location
+from mpcnet.utils.image_io import ImageReadError
+from mpcnet.utils.safe_output import UnsafeOutputError, check_output_location
 from mpcnet_cli.common import console, emit_json, fail
 
 

@@ -38,7 +38,8 @@ def onnx_(
     from mpcnet.archs import load_network
     from mpcnet.deploy import OnnxUnavailable, require
     from mpcnet.deploy.export import CHECK_TOLERANCE, export_onnx, load_faces, max_abs_difference
-    from mpcnet.utils.files import list_images, write_bytes_atomic
+    from mpcnet.utils.image_io import list_images
+    from mpcnet.utils.safe_output import write_bytes_atomic
     from mpcnet.weights import WeightsError
 
     if out.suffix.lower() != ".onnx":

@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mpcnet.restoration import BACKENDS, BG_UPSAMPLER_NAMES, DEFAULT_WEIGHTS, DETECTORS, VIDEO_CODECS
-from mpcnet.utils.files import (DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, UnsafeOutputError, check_output_location,
-                                list_images)
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, list_images
+from mpcnet.utils.safe_output import UnsafeOutputError, check_output_location
 from mpcnet.weights import WeightsError
 from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
@@ -91,7 +91,8 @@ def restore(
     from mpcnet.restoration.results import Summary
     from mpcnet.restoration.video import VideoError, VideoRestorer, import_av, video_pixels
     from mpcnet.utils.dist import DistError
-    from mpcnet.utils.files import pixel_count, remove_stale_parts
+    from mpcnet.utils.image_io import pixel_count
+    from mpcnet.utils.safe_output import remove_stale_parts
 
     try:
         options = RestoreOptions(upscale=upscale, aligned=aligned, only_center_face=only_center_face, ext=ext,

@@ -7,7 +7,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from mpcnet import weights as registry
+from mpcnet import weights as weights_registry
 from mpcnet_cli.common import console, emit_json, fail
 
 app = typer.Typer(help="The model files the toolkit can use (weights.yaml): list, fetch, pin, check.",
@@ -18,21 +18,21 @@ app = typer.Typer(help="The model files the toolkit can use (weights.yaml): list
 def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show every registered model file and whether a verified copy is present locally."""
     rows = []
-    for entry in registry.load_registry().values():
-        path = registry.locate(entry)
+    for entry in weights_registry.load_weights_registry().values():
+        path = weights_registry.locate(entry)
         if path is None:
             status = "missing"
-        elif entry.pinned_sha256 == registry.UNKNOWN:
+        elif entry.pinned_sha256 == weights_registry.UNKNOWN:
             status = "present, unpinned"
         else:
-            status = "ok" if registry.sha256_of(path) == entry.pinned_sha256 else "sha256 MISMATCH"
+            status = "ok" if weights_registry.sha256_of(path) == entry.pinned_sha256 else "sha256 MISMATCH"
         rows.append({"name": entry.name, "file": entry.file, "status": status,
                      "path": str(path) if path else None, "licence": entry.licence,
                      "purpose": entry.purpose})
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=f"weights (searched: {', '.join(map(str, registry.search_dirs()))})")
+    table = Table(title=f"weights (searched: {', '.join(map(str, weights_registry.search_dirs()))})")
     for col in ("name", "status", "licence", "purpose"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -48,13 +48,13 @@ def fetch(name: str = typer.Argument(..., help="A name from 'mpcnet weights list
                   TransferSpeedColumn(), console=console, transient=True) as progress:
         task = progress.add_task(name, total=None)
         try:
-            path = registry.fetch(name, lambda done, total: progress.update(task, completed=done,
-                                                                             total=total or None))
-        except registry.WeightsError as exc:
+            path = weights_registry.fetch(name, lambda done, total: progress.update(task, completed=done,
+                                                                                     total=total or None))
+        except weights_registry.WeightsError as exc:
             fail(str(exc))
     console.print(f"{name}: {path}")
-    if registry.get_entry(name).pinned_sha256 == registry.UNKNOWN:
-        console.print(f"[yellow]not pinned[/]: sha256 {registry.sha256_of(path)}; check it, then "
+    if weights_registry.get_entry(name).pinned_sha256 == weights_registry.UNKNOWN:
+        console.print(f"[yellow]not pinned[/]: sha256 {weights_registry.sha256_of(path)}; check it, then "
                       f"'mpcnet weights pin {name}'")
 
 
@@ -63,8 +63,8 @@ def pin(name: str = typer.Argument(..., help="An entry whose sha256 is 'unknown'
         sha256: Optional[str] = typer.Option(None, help="The hash to pin; default: hash the local copy.")) -> None:
     """Pin the sha256 of a model file the registry has no hash for (stored in ~/.cache/mpcnet/pins.yaml)."""
     try:
-        console.print(f"{name}: pinned {registry.pin(name, sha256)}")
-    except registry.WeightsError as exc:
+        console.print(f"{name}: pinned {weights_registry.pin(name, sha256)}")
+    except weights_registry.WeightsError as exc:
         fail(str(exc))
 
 
@@ -79,7 +79,7 @@ def path(name: Optional[str] = typer.Argument(None, help="A name from 'mpcnet we
     ($MPCNET_WEIGHTS_DIR, the user cache), the bundled models' folder
     (searched last) and the pins file."""
     if name is None:
-        where = registry.locations()
+        where = weights_registry.locations()
         if as_json:
             emit_json(where)
             return
@@ -87,9 +87,9 @@ def path(name: Optional[str] = typer.Argument(None, help="A name from 'mpcnet we
                       f"bundled:  {where['bundled']}\npins:     {where['pins']}", markup=False, highlight=False)
         return
     try:
-        registry.get_entry(name)  # an unknown name is refused with the known ones
-        found = registry.resolve(name)
-    except registry.WeightsError as exc:
+        weights_registry.get_entry(name)  # an unknown name is refused with the known ones
+        found = weights_registry.resolve(name)
+    except weights_registry.WeightsError as exc:
         fail(str(exc))
     if as_json:
         emit_json({"name": name, "path": found})

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from mpcnet.data.celebamask_parsing_dataset import assemble_label_map, image_indices
-from mpcnet.utils.files import write_image
+from mpcnet.utils.image_io import write_image
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mpcnet.data.pseudo_parsing import LandmarkModelError
 from mpcnet.data.pseudo_parsing_check import agreement, pool_contact_sheet
-from mpcnet.utils.files import write_bytes_atomic
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 
 def main() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 
-from mpcnet.utils.files import write_image
+from mpcnet.utils.image_io import write_image
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -69,8 +69,15 @@ def heldout_faces(count: int) -> dict[str, np.ndarray]:
     """The first ``count`` held-out faces of the face pool's aligned sources of at least 512 px, taken from
     ../shared/data by the pool's own code (README sources, seeded split, 512 px resize): pool file name →
     512×512 BGR uint8, as ``make pool`` writes them (scripts/eval_heldout.sh's GT); no pool needed."""
-    from mpcnet.data.face_pool import face_name, load_fixed_splits, pool_files, read_sources, resize_aligned, source_split
-    from mpcnet.utils.files import read_image
+    from mpcnet.data.face_pool import (
+        face_name,
+        load_fixed_splits,
+        pool_files,
+        read_sources,
+        resize_aligned,
+        source_split,
+    )
+    from mpcnet.utils.image_io import read_image
 
     fixed, faces = load_fixed_splits(REPO / "options" / "splits"), {}
     for source, path in pool_files(DATA, read_sources(DATA)):

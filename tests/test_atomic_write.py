@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.utils import files
-from mpcnet.utils.files import PART_SUFFIX, atomic_path, remove_stale_parts, write_bytes_atomic, write_image
+from mpcnet.utils import safe_output
+from mpcnet.utils.image_io import write_image
+from mpcnet.utils.safe_output import PART_SUFFIX, atomic_path, remove_stale_parts, write_bytes_atomic
 
 
 def test_target_is_untouched_until_the_block_ends(tmp_path):
@@ -57,8 +58,8 @@ def test_a_full_disk_is_reported_and_leaves_nothing(tmp_path, monkeypatch):
 def test_bytes_are_synced_before_the_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(files.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(files.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    monkeypatch.setattr(safe_output.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(safe_output.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
     write_bytes_atomic(tmp_path / "x.bin", b"data")
     assert events == ["fsync", "replace"]
 

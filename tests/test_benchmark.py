@@ -8,7 +8,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from mpcnet.bench.network import BenchError, NetConfig, build, skip_reason
+from mpcnet.bench import BenchError
+from mpcnet.bench.network import NetConfig, build, skip_reason
 from mpcnet_cli.main import app
 
 TINY = ["--size", "64", "--narrow", "0.125", "--channel-multiplier", "1", "--num-style-feat", "64",
@@ -120,7 +121,7 @@ def test_net_int8_needs_calibration_faces():
 @pytest.mark.slow
 def test_restore_benchmark_against_gfpganer_on_the_same_photos(whole_photos, tmp_path, tiny_weights):
     """Both whole-photo pipelines, interleaved, same detector model; GFPGANv1Clean narrowed for speed."""
-    from mpcnet.bench.pipeline import run_restore_benchmark
+    from mpcnet.bench.restore_stages import run_restore_benchmark
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -12,8 +12,14 @@ import yaml
 
 from mpcnet.archs import network_from_checkpoint
 from mpcnet.archs.mpcnet_arch import MPCNet
-from mpcnet.checkpoint import (CheckpointError, load_checkpoint, load_error_detail, load_model_file, save_checkpoint,
-                               state_dict_of)
+from mpcnet.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_error_detail,
+    load_model_file,
+    save_checkpoint,
+    state_dict_of,
+)
 from mpcnet.weights import WeightEntry, WeightsError, fetch, sha256_of, verify
 
 SMALL64 = dict(out_size=64, num_style_feat=32, narrow=0.0625, parse_base_ch=16, parse_max_ch=32, parse_res_depth=1)

@@ -1,4 +1,4 @@
-"""Eq. 1 degradation (mpcnet.data.degradations) on real CelebA-HQ / aligned faces."""
+"""Eq. 1 degradation (mpcnet.data.eq1_degradation) on real CelebA-HQ / aligned faces."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,17 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.data.degradations import (KERNELS, PRESETS, DegradationParams, apply_degradation,
-                                      degrade, encode_jpeg, motion_kernel, sample_params, to_uint8)
+from mpcnet.data.eq1_degradation import (
+    KERNELS,
+    PRESETS,
+    DegradationParams,
+    apply_degradation,
+    degrade,
+    encode_jpeg,
+    motion_kernel,
+    sample_params,
+    to_uint8,
+)
 
 
 def _load(path, size=256) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mpcnet.degrade import plan, read_manifest, reproduce, run
+from mpcnet.degrade_folder import plan, read_manifest, reproduce, run
 from mpcnet_cli.main import app
 
 MPCNET = str(Path(sys.executable).with_name("mpcnet"))

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mpcnet.utils.dist import split
-from mpcnet.utils.files import pixel_count
+from mpcnet.utils.image_io import pixel_count
 from mpcnet_cli.main import app
 from tests.conftest import DATA, REPO, SHARED_WEIGHTS
 

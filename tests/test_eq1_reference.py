@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import median_filter
 
-from mpcnet.data.degradations import DegradationParams, apply_degradation, motion_kernel, to_uint8
+from mpcnet.data.eq1_degradation import DegradationParams, apply_degradation, motion_kernel, to_uint8
 
 SIZE = 96
 
@@ -141,7 +141,7 @@ def test_params_from_csv_strings_have_the_right_types():
 
 
 def test_presets_fix_their_factor_and_leave_the_paper_ranges_alone():
-    from mpcnet.data.degradations import PAPER_RANGES, _fixed
+    from mpcnet.data.eq1_degradation import PAPER_RANGES, _fixed
 
     before = {k: (list(v) if isinstance(v, list) else v) for k, v in PAPER_RANGES.items()}
     fixed = _fixed(PAPER_RANGES, scale=8.0)
@@ -200,7 +200,7 @@ def reference_sample(rng: np.random.Generator, r: dict) -> DegradationParams:
 
 @pytest.mark.parametrize("probs", [(1.0, 1.0, 1.0), (0.5, 0.5, 0.5)])
 def test_sampling_follows_the_documented_draw_order(probs):
-    from mpcnet.data.degradations import PAPER_RANGES, sample_params
+    from mpcnet.data.eq1_degradation import PAPER_RANGES, sample_params
 
     ranges = {**PAPER_RANGES, "blur_prob": probs[0], "noise_prob": probs[1], "jpeg_prob": probs[2]}
     for seed in range(200):

@@ -9,7 +9,7 @@ import torch
 
 from mpcnet.eval_scoring import score
 from mpcnet.evaluate import EvalError
-from mpcnet.metrics.fid import FIDStats, FeatureExtractor, frechet_distance
+from mpcnet.metrics.fid import FeatureExtractor, FIDStats, frechet_distance
 from mpcnet.metrics.niqe import niqe
 from tests.conftest import eval_folders
 

@@ -9,9 +9,9 @@ import sys
 
 import cv2
 import pytest
+from conftest import DATA, REPO, SHARED, shared_file
 from PIL import Image
 
-from conftest import DATA, REPO, SHARED, shared_file
 from mpcnet.data import face_pool
 
 README = """# test data

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mpcnet.utils.files import (ImageReadError, UnsafeOutputError, check_not_input, check_output_location, list_images,
-                                read_image, write_image)
+from mpcnet.utils.image_io import ImageReadError, as_8bit, list_images, read_image, write_image
+from mpcnet.utils.safe_output import UnsafeOutputError, check_not_input, check_output_location
 from tests.conftest import DATA
 
 
@@ -27,6 +27,25 @@ def test_16bit_gray_png(tmp_path):
     cv2.imwrite(str(tmp_path / "g16.png"), arr)
     img = read_image(tmp_path / "g16.png")
     assert img.bit_depth == 16 and img.gray and int(img.bgr.max()) == int(arr.max())
+
+
+def test_16_bit_to_8_bit_is_the_nearest_level(tmp_path):
+    """A real HQ face in 16 bits (the 1024² FFHQ face area-averaged to 256², so the samples fall between
+    the 8-bit levels): every 8-bit sample is the nearest level (within half of a 257 step, no ties as
+    257 is odd), where truncation (>>8, //257) would be below it; 8-bit data scaled ×257 comes back
+    exactly; an 8-bit format written from 16 bits holds the same values."""
+    face = cv2.imread(str(DATA / "gpen-examples" / "ffhq-10" / "00000.png"))
+    deep = np.rint(cv2.resize(face.astype(np.float32) * 257, (256, 256), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(str(tmp_path / "deep.png"), deep.astype(np.uint16))
+    image = read_image(tmp_path / "deep.png")
+    assert image.bit_depth == 16 and (image.bgr % 257 != 0).mean() > 0.5
+    out = as_8bit(image.bgr)
+    assert out.dtype == np.uint8 and out.shape == image.bgr.shape
+    assert (np.abs(out.astype(np.int64) * 257 - image.bgr) <= 128).all()
+    assert (out > image.bgr >> 8).any() and (out > image.bgr // 257).any()
+    assert np.array_equal(as_8bit(face.astype(np.uint16) * 257), face) and as_8bit(face) is face
+    write_image(tmp_path / "deep.bmp", image.bgr)
+    assert np.array_equal(cv2.imread(str(tmp_path / "deep.bmp"), cv2.IMREAD_UNCHANGED), out)
 
 
 def test_exif_orientation_is_applied(tmp_path, aligned_faces):

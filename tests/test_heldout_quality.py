@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from mpcnet.degrade import build_ranges, plan, run
+from mpcnet.degrade_folder import build_ranges, plan, run
 from mpcnet.eval_scoring import score
 from mpcnet.evaluate import restore_folder
-from mpcnet.utils.files import write_image
+from mpcnet.utils.image_io import write_image
 from tests.conftest import heldout_faces
 
 FACES = 8

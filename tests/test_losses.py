@@ -82,8 +82,8 @@ def test_perceptual_style_loss_on_real_faces():
 def test_celebamask_label_assembly_and_flip(tmp_path):
     """A folder laid out like CelebAMask-HQ, built from the real colour-coded parsing maps: each
     colour becomes one part's mask PNG; the assembled map gives every colour its part's label."""
-    from mpcnet.data.celebamask_parsing_dataset import (CELEBAMASK_PARTS, FLIP_LABELS, CelebAMaskHQParsingDataset,
-                                                        assemble_label_map)
+    from mpcnet.data.celebamask_parsing_dataset import CelebAMaskHQParsingDataset, assemble_label_map
+    from mpcnet.parsing_classes import CELEBAMASK_PARTS, FLIP_LABELS
 
     seg = cv2.imread(str(DATA / "gpen-examples" / "segs" / "28000.png"))
     colours = [c for c in np.unique(seg.reshape(-1, 3), axis=0) if c.any() and (seg == c).all(-1).sum() > 50]

@@ -10,10 +10,10 @@ import torch
 import yaml
 from basicsr.utils import img2tensor, tensor2img
 
-from mpcnet.archs.mpcnet_arch import MPCNet
 from mpcnet.archs import network_from_checkpoint
+from mpcnet.archs.mpcnet_arch import MPCNet
 from mpcnet.checkpoint import load_checkpoint
-from mpcnet.data.degradations import PAPER_RANGES, degrade
+from mpcnet.data.eq1_degradation import PAPER_RANGES, degrade
 from mpcnet.metrics.pixel import psnr
 from tests.conftest import REPO, heldout_faces
 from tests.test_archs import SMALL, face_tensor

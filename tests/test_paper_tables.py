@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import DATA, REPO
 from typer.testing import CliRunner
 
-from conftest import DATA, REPO
 from mpcnet.evaluate import EvalError, resolve_dataset
 from mpcnet.paper_tables import INPUT_ROW, build_variants, variants
 from mpcnet_cli.main import app

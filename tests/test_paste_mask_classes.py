@@ -3,11 +3,15 @@ sources, not imported): skin and facial features are pasted; hair, hat, neck, cl
 background stay from the photo."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, PARSE_FACE_CLASSES, parse_mask, pasted_classes
+from mpcnet.parsing_classes import MPCNET_FACE_CLASSES, PARSE_FACE_CLASSES, pasted_classes
+from mpcnet.restoration.paste import parse_mask
 
 # facexlib's ParseNet (PSFRGAN) output order
 FACEXLIB_ORDER = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
@@ -68,3 +72,26 @@ def test_ellipse_covers_the_ffhq_face_region():
         assert m[y, x] > 0.97
     small = ellipse_mask(128)
     assert np.abs(small - cv2.resize(m, (128, 128), interpolation=cv2.INTER_AREA)).max() < 0.12  # pixel rounding at 128
+
+
+def test_restore_does_not_import_the_training_data_package():
+    """The classes live in mpcnet.parsing_classes: nothing ``mpcnet restore`` can import (its lazy imports
+    included, followed through our own modules) is in mpcnet.data."""
+    root = Path(__file__).resolve().parents[1]
+    seen, todo = set(), ["mpcnet_cli.restore"]
+    while todo:
+        name = todo.pop()
+        path = root.joinpath(*name.split("."))
+        source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        if name in seen or not source.is_file():
+            continue  # a third-party module, or a name imported from a module
+        seen.add(name)
+        parents = name.split(".")
+        todo += [".".join(parents[:i]) for i in range(1, len(parents))]
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                todo += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    assert {"mpcnet.restoration.pipeline", "mpcnet.restoration.paste", "mpcnet.parsing_classes"} <= seen
+    assert not [name for name in seen if name.startswith("mpcnet.data")]

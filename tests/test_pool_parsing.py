@@ -15,10 +15,10 @@ from tests.conftest import DATA, REPO
 
 pytest.importorskip("dlib", reason="the 'identity' extra (dlib-bin) is not installed")
 
-from mpcnet.data.celebamask_parsing_dataset import FLIP_LABELS  # noqa: E402
 from mpcnet.data.pool_labels import PoolLabelRun  # noqa: E402
 from mpcnet.data.pool_parsing_dataset import FacePoolParsingDataset  # noqa: E402
 from mpcnet.data.pseudo_parsing import LABEL, LANDMARK_PARTS  # noqa: E402
+from mpcnet.parsing_classes import FLIP_LABELS  # noqa: E402
 
 SIZE = 64
 

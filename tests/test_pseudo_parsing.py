@@ -17,9 +17,9 @@ from tests.conftest import DATA, REPO
 
 pytest.importorskip("dlib", reason="the 'identity' extra (dlib-bin) is not installed")
 
-from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS, FLIP_LABELS  # noqa: E402
 from mpcnet.data.pool_labels import PoolLabelRun  # noqa: E402
 from mpcnet.data.pseudo_parsing import LABEL, LANDMARK_PARTS, LandmarkDetector, rasterise  # noqa: E402
+from mpcnet.parsing_classes import CELEBAMASK_PARTS, FLIP_LABELS  # noqa: E402
 from mpcnet.restoration.align import FFHQ_TEMPLATE_512  # noqa: E402
 
 

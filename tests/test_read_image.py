@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.utils.files import ImageReadError, is_gray, read_image
+from mpcnet.utils.image_io import ImageReadError, is_gray, read_image
 from tests.conftest import DATA
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"

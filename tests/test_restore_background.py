@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from mpcnet.restoration.background import BackgroundUpsamplerError, RealESRGANBackground, rrdbnet_config
 from mpcnet.restoration.detectors import detect_faces
 from mpcnet.restoration.options import RestoreOptions
-from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.weights import pin
 from mpcnet_cli.main import app
 from tests.conftest import Negative

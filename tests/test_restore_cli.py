@@ -118,7 +118,7 @@ def test_default_is_the_bundled_model_and_it_restores_held_out_faces(tmp_path):
     """The bundled default on four CelebA-HQ faces it never trained on (the pool's held-out split),
     degraded with eq. 1 at the CelebA-Test ranges: it beats its input's PSNR on average, and it
     brings its own parsing prior (the paste mask)."""
-    from mpcnet.data.degradations import PAPER_RANGES, degrade
+    from mpcnet.data.eq1_degradation import PAPER_RANGES, degrade
     from mpcnet.metrics.pixel import psnr
 
     held = [line for line in (REPO / "options" / "splits" / "tiny128_heldout.txt").read_text().split()

@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mpcnet.restoration.draw import BOX_COLOUR
 from mpcnet.restoration.detectors import detect_faces
+from mpcnet.restoration.draw import BOX_COLOUR
 from mpcnet.restoration.options import RestoreOptions
-from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.utils import device as device_module
 from mpcnet.utils.device import resolve_device
 from mpcnet_cli.main import app

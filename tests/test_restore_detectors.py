@@ -4,8 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mpcnet.restoration.detectors import (DETECTORS, Face, default_detector, detect_faces,
-                                          make_detector)
+from mpcnet.restoration.detectors import DETECTORS, Face, default_detector, detect_faces, make_detector
 from tests.conftest import DATA, SHARED_WEIGHTS, shared_file
 
 # People visible in each photo (counted by eye); the Solvay 1927 group has 29 sitters.

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, Negative, shared_file
+
 from mpcnet.restoration import stages
 from mpcnet.restoration.align import BORDER_GRAY, face_affine, inverse_affine
 from mpcnet.restoration.detectors import make_detector
@@ -23,7 +23,7 @@ from mpcnet.restoration.options import RestoreOptions
 from mpcnet.restoration.paste import ellipse_mask
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.restoration.scheduler import RestorePipeline
-from mpcnet.utils.files import read_image
+from mpcnet.utils.image_io import read_image
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"
 # The 12-14 MP photos of ../shared/data: one person each, photographed close up

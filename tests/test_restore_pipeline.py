@@ -12,12 +12,12 @@ from PIL import Image
 
 from mpcnet.restoration.align import FFHQ_TEMPLATE_512, align_face
 from mpcnet.restoration.detectors import detect_faces
-from mpcnet.restoration.paste import ellipse_mask, parse_mask
 from mpcnet.restoration.options import RestoreOptions
+from mpcnet.restoration.paste import ellipse_mask, parse_mask
+from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.restoration.results import STAGES
 from mpcnet.restoration.scheduler import RestorePipeline
-from mpcnet.restoration.restorer import FaceRestorer
-from mpcnet.utils.files import read_image
+from mpcnet.utils.image_io import read_image
 from tests.conftest import DATA, Negative
 
 WHOLE = DATA / "codeformer-inputs" / "whole_imgs"

@@ -18,7 +18,7 @@ def _registry(tmp_path, monkeypatch, **entry):
 
 
 def test_every_entry_is_complete():
-    for entry in weights.load_registry().values():
+    for entry in weights.load_weights_registry().values():
         assert (entry.url or "").startswith("https://") or entry.bundled, entry.name
         assert entry.licence and entry.purpose
         assert entry.sha256 == weights.UNKNOWN or len(entry.sha256) == 64

@@ -6,6 +6,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from facexlib.parsing.parsenet import ParseNet
 from torch import nn
 
+from mpcnet.parsing_classes import NUM_PARSE_CLASSES
+
 
 @ARCH_REGISTRY.register()
 class MPCParseNet(ParseNet):
@@ -17,8 +19,8 @@ class MPCParseNet(ParseNet):
     layout (4 down, 10 res, 4 up), whose weights load with ``strict=True``.
     """
 
-    def __init__(self, in_size=512, out_size=512, min_feat_size=4, base_ch=64, parsing_ch=19, res_depth=10,
-                 relu_type='LeakyReLU', norm_type='bn', ch_range=(32, 256)):
+    def __init__(self, in_size=512, out_size=512, min_feat_size=4, base_ch=64, parsing_ch=NUM_PARSE_CLASSES,
+                 res_depth=10, relu_type='LeakyReLU', norm_type='bn', ch_range=(32, 256)):
         super().__init__(in_size=in_size, out_size=out_size, min_feat_size=min_feat_size, base_ch=base_ch,
                          parsing_ch=parsing_ch, res_depth=res_depth, relu_type=relu_type, norm_type=norm_type,
                          ch_range=list(ch_range))

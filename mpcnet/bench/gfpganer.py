@@ -16,6 +16,7 @@ from unittest import mock
 import cv2
 import torch
 
+from mpcnet.parsing_classes import FACEXLIB_PARTS
 from mpcnet.restoration.results import StageTimer
 
 # the file names facexlib looks for, by its RetinaFace model name
@@ -46,7 +47,7 @@ class GFPGANerPipeline:
                              narrow=narrow)
         model_path = workdir / "GFPGANv1Clean_random.pth"
         torch.save({"params_ema": peer.state_dict()}, model_path)
-        torch.save(ParseNet(in_size=512, out_size=512, parsing_ch=19).state_dict(), workdir / "parsing_parsenet.pth")
+        torch.save(ParseNet(in_size=512, out_size=512, parsing_ch=len(FACEXLIB_PARTS)).state_dict(), workdir / "parsing_parsenet.pth")
         det_name = detector.net.model_name
         torch.save(detector.net.state_dict(), workdir / _FACEXLIB_DETECTOR_FILE[det_name])  # replaced below
 

@@ -26,14 +26,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from mpcnet.bench import BenchError
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ORT_DTYPES = ("fp32", "int8")
 PEERS = ("gfpgan",)
 OURS = "mpcnet"
-
-
-class BenchError(Exception):
-    """A benchmark that cannot run; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mpcnet.bench.pipeline import BenchError
+from mpcnet.bench import BenchError
 
 
 def _restore(source: Path, out: Path, nproc: int, options: list[str]) -> tuple[dict, float]:

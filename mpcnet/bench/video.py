@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mpcnet.bench.pipeline import BenchError
+from mpcnet.bench import BenchError
 from mpcnet.restoration.builder import build_pipeline
 from mpcnet.restoration.options import RestoreOptions
 from mpcnet.restoration.results import StageTimer
 from mpcnet.restoration.video import VideoError, VideoRestorer
-from mpcnet.utils.files import VIDEO_EXTS, list_images
+from mpcnet.utils.image_io import VIDEO_EXTS, list_images
 from mpcnet.weights import WeightsError
 
 

@@ -5,24 +5,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
-import torch
 
-from mpcnet.data.degradations import PAPER_RANGES, degrade
+from mpcnet.data.eq1_degradation import PAPER_RANGES, degrade
 from mpcnet.data.face_degraded_dataset import sample_rng
-
-# CelebAMask-HQ's label order (its g_mask.py): background is 0, part k of this list is k + 1;
-# later parts are painted over earlier ones, as in the dataset's own recipe.
-CELEBAMASK_PARTS = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
-                    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
-NUM_PARSE_CLASSES = len(CELEBAMASK_PARTS) + 1
-# label permutation of a horizontal flip: left and right parts swap
-FLIP_LABELS = np.arange(NUM_PARSE_CLASSES, dtype=np.uint8)
-for _l, _r in (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear")):
-    _a, _b = CELEBAMASK_PARTS.index(_l) + 1, CELEBAMASK_PARTS.index(_r) + 1
-    FLIP_LABELS[_a], FLIP_LABELS[_b] = _b, _a
+from mpcnet.parsing_classes import CELEBAMASK_PARTS, FLIP_LABELS
 
 
 def anno_dir(root: Path, index: int) -> Path:

@@ -11,8 +11,8 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from mpcnet.data.degradations import PAPER_RANGES, degrade
-from mpcnet.utils.files import IMAGE_EXTS
+from mpcnet.data.eq1_degradation import PAPER_RANGES, degrade
+from mpcnet.utils.image_io import IMAGE_EXTS
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

@@ -52,7 +52,8 @@ import numpy as np
 
 from mpcnet.restoration.align import FACE_SIZE, FFHQ_TEMPLATE_512, align_face
 from mpcnet.restoration.multiscale import detect_pyramid, inside
-from mpcnet.utils.files import ImageReadError, LoadedImage, list_images, read_image, write_bytes_atomic
+from mpcnet.utils.image_io import ImageReadError, LoadedImage, as_8bit, list_images, read_image
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 POOL_MODES = ("aligned", "detect", "no")
 UNCLASSIFIED = "unclassified"  # an earlier folder that the README's sentences do not name: not used
@@ -342,7 +343,7 @@ def _candidates(source: Source, path: Path, data_root: Path, fixed: dict[str, st
             return [], [Dropped(face_name(source, path, None), rel, "not-square", f"{w}×{h}")]
         faces.append((face_name(source, path, None), resize_aligned(image), float(h), 1.0, None))
     else:
-        bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
+        bgr8 = as_8bit(image.bgr)
         pixels = image.float_bgr()
         detections = detect_pyramid(detector, bgr8)
         for i, det in enumerate(detections):

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 
 from mpcnet.data.pseudo_parsing import LandmarkDetector, rasterise
-from mpcnet.utils.files import write_bytes_atomic, write_image
+from mpcnet.utils.image_io import write_image
+from mpcnet.utils.safe_output import write_bytes_atomic
 
 LABELS_DIR = "labels"
 TABLE_NAME = "labels.csv"

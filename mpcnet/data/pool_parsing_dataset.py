@@ -2,8 +2,6 @@
 CelebAMask-HQ is at hand (issue 12): (pool face, pseudo label) pairs, eq. 1 LQ made on the fly."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY

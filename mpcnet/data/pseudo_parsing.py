@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS
+from mpcnet.parsing_classes import CELEBAMASK_PARTS
 from mpcnet.restoration.align import FACE_SIZE, FFHQ_TEMPLATE_512
 
 LABEL = {part: k for k, part in enumerate(CELEBAMASK_PARTS, start=1)}

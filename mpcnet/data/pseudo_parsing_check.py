@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_COLOURS, NUM_PARSE_CLASSES, decode_colour_map
+from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_COLOURS, decode_colour_map
 from mpcnet.data.pool_labels import label_path, labelled_faces
 from mpcnet.data.pseudo_parsing import LABEL, LANDMARK_PARTS, LandmarkDetector, rasterise
 from mpcnet.metrics.parsing import class_iou, confusion, mean_iou
-from mpcnet.restoration.paste import MPCNET_FACE_CLASSES
-from mpcnet.utils.files import list_images
+from mpcnet.parsing_classes import MPCNET_FACE_CLASSES, NUM_PARSE_CLASSES
+from mpcnet.utils.image_io import list_images
 
 # A real map's classes that landmarks cannot give count as background, so that both sides have
 # the same classes.

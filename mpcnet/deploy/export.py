@@ -59,7 +59,7 @@ def load_faces(paths: list[Path], size: int) -> torch.Tensor:
     """Aligned face photos → the network's (N, 3, size, size) input batch in [-1, 1], as ``restore``
     prepares crops."""
     from mpcnet.restoration.restorer import network_input
-    from mpcnet.utils.files import read_image
+    from mpcnet.utils.image_io import read_image
 
     return network_input([read_image(p).float_bgr() for p in paths], size)
 

@@ -23,7 +23,7 @@ from mpcnet.metrics.pixel import bgr_to_tensor
 from mpcnet.utils.dist import pad_batch
 from mpcnet.weights import cache_dir, resolve
 
-REGISTRY_NAME = "inception-fid"
+WEIGHTS_NAME = "inception-fid"
 
 
 @dataclass
@@ -55,13 +55,13 @@ class FeatureExtractor:
 def inception_extractor(device: str = "cpu") -> FeatureExtractor:
     """pytorch-fid's Inception-v3 (BasicSR's port), weights from the registry; input resized to 299."""
     with model_file_needed():
-        path = resolve(REGISTRY_NAME)  # BasicSR's port loads the file itself
+        path = resolve(WEIGHTS_NAME)  # BasicSR's port loads the file itself
     import basicsr.archs.inception as inception
 
     # BasicSR reads LOCAL_FID_WEIGHTS when it exists and downloads otherwise: point it at our verified copy.
     with mock.patch.object(inception, "LOCAL_FID_WEIGHTS", str(path)):
         net = inception.InceptionV3([3], resize_input=True, normalize_input=False).eval().to(device)
-    return FeatureExtractor(f"{REGISTRY_NAME}:{path.stat().st_size}", lambda x: net(x)[0], device)
+    return FeatureExtractor(f"{WEIGHTS_NAME}:{path.stat().st_size}", lambda x: net(x)[0], device)
 
 
 @dataclass

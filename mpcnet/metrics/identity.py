@@ -14,7 +14,7 @@ from mpcnet.checkpoint import load_model_file
 from mpcnet.metrics import MetricUnavailable, model_file_needed
 from mpcnet.metrics.pixel import bgr_to_tensor
 
-REGISTRY_NAME = "arcface"
+WEIGHTS_NAME = "arcface"
 
 
 def arcface_input(bgr: np.ndarray, size: int = 128) -> torch.Tensor:
@@ -34,7 +34,7 @@ class IdentitySimilarity:
             raise MetricUnavailable("identity similarity needs the gfpgan package (ResNetArcFace layout)") from exc
         if state_dict is None:
             with model_file_needed():
-                state_dict = load_model_file(REGISTRY_NAME).state
+                state_dict = load_model_file(WEIGHTS_NAME).state
         self.net = ResNetArcFace(block="IRBlock", layers=(2, 2, 2, 2), use_se=False)
         self.net.load_state_dict({k.removeprefix("module."): v for k, v in state_dict.items()})
         self.net.eval().to(device)

@@ -16,7 +16,7 @@ from mpcnet.checkpoint import load_model_file
 from mpcnet.metrics import MetricUnavailable, model_file_needed
 from mpcnet.metrics.pixel import bgr_to_tensor
 
-REGISTRY_NAME = "lpips-alex"
+WEIGHTS_NAME = "lpips-alex"
 
 
 class LPIPS:
@@ -28,7 +28,7 @@ class LPIPS:
         except ImportError as exc:
             raise MetricUnavailable("the 'lpips' package is not installed (pip install lpips)") from exc
         with model_file_needed():
-            tv_state = load_model_file(backbone or REGISTRY_NAME).state
+            tv_state = load_model_file(backbone or WEIGHTS_NAME).state
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

@@ -1,21 +1,20 @@
 """The one place a restore pipeline is put together, for ``mpcnet restore``, ``mpcnet benchmark
 restore`` and ``mpcnet eval``: the device, the face network (MPCNet or a peer), the detector, the
 paste mask and the batch rule. Callers check their output folder against the inputs themselves,
-once (:func:`~mpcnet.utils.files.check_output_location`)."""
+once (:func:`~mpcnet.utils.safe_output.check_output_location`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from mpcnet.restoration import DETECTORS
 from mpcnet.restoration.detectors import make_detector
+from mpcnet.restoration.options import RestoreOptions
 from mpcnet.restoration.paste import load_parsenet
 from mpcnet.restoration.peers import build_peer
-from mpcnet.restoration.options import RestoreOptions
-from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.restorer import FaceRestorer, check_backend
+from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.utils.device import resolve_device
-from mpcnet.utils.dist import Launch
-from mpcnet.utils.dist import launch as join
+from mpcnet.utils.dist import Launch, launch as join
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mpcnet.utils.files import LoadedImage
+from mpcnet.utils.image_io import LoadedImage
 
 _SINGLE_CHANNEL_MODES = {"L", "LA", "I", "I;16", "I;16B", "I;16L", "1"}
 _NO_ALPHA = (".jpg", ".jpeg", ".bmp")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpcnet.restoration import BG_UPSAMPLER_NAMES
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS
 
 
 @dataclass

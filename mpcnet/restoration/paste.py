@@ -7,25 +7,9 @@ import numpy as np
 import torch
 from basicsr.utils import img2tensor
 
-from mpcnet.data.celebamask_parsing_dataset import CELEBAMASK_PARTS
+from mpcnet.parsing_classes import FACEXLIB_PARTS, PARSE_FACE_CLASSES
 from mpcnet.restoration.align import FACE_SIZE
 
-# CelebAMask-HQ parts pasted back, as GFPGAN's helper does; background, neck, cloth, hair and hat
-# stay from the photo.
-PASTED_PARTS = ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r", "nose", "mouth",
-                "u_lip", "l_lip", "neck_l")
-# facexlib's (PSFRGAN's) ParseNet class order; MPCNet's parsing prior uses the dataset's (CELEBAMASK_PARTS)
-FACEXLIB_PARTS = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
-                  "nose", "mouth", "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat")
-
-
-def pasted_classes(parts: tuple) -> tuple[int, ...]:
-    """Indices of :data:`PASTED_PARTS` in a parser's class order."""
-    return tuple(i for i, part in enumerate(parts) if part in PASTED_PARTS)
-
-
-PARSE_FACE_CLASSES = pasted_classes(FACEXLIB_PARTS)  # facexlib's ParseNet
-MPCNET_FACE_CLASSES = pasted_classes(("background", *CELEBAMASK_PARTS))  # MPCNet's parsing prior
 PASTE_ROWS = 256  # canvas rows blended at a time (:func:`paste_face`)
 
 
@@ -61,7 +45,7 @@ def load_parsenet(device: str = "cpu"):
         path = resolve("parsenet")
     except WeightsError:
         return None
-    net = ParseNet(in_size=FACE_SIZE, out_size=FACE_SIZE, parsing_ch=19)
+    net = ParseNet(in_size=FACE_SIZE, out_size=FACE_SIZE, parsing_ch=len(FACEXLIB_PARTS))
     load_model_file(path, into=net)
     return net.eval().to(device)
 

@@ -26,7 +26,8 @@ import cv2
 
 from mpcnet.restoration.results import ImageResult, StageTimer, Summary
 from mpcnet.restoration.stages import Photo, PhotoStages
-from mpcnet.utils.files import ImageReadError, UnsafeOutputError, check_not_input
+from mpcnet.utils.image_io import ImageReadError
+from mpcnet.utils.safe_output import UnsafeOutputError, check_not_input
 
 PHOTOS_ALIVE = 2  # the one being read and detected, the one being pasted and encoded
 
@@ -137,7 +138,7 @@ class RestorePipeline(PhotoStages):
         """Restore ``files`` (under ``root``) into ``out_dir/restored_imgs``; never stops on a bad
         file: each gets an :class:`ImageResult`. ``on_result`` is called (on this thread) as each
         photo finishes. A file whose output would replace an input fails; the caller checks
-        ``out_dir`` against the input folder first (:func:`~mpcnet.utils.files.check_output_location`).
+        ``out_dir`` against the input folder first (:func:`~mpcnet.utils.safe_output.check_output_location`).
         Ctrl-C (or a SIGTERM turned into KeyboardInterrupt) stops the batch: the summary holds the
         files that finished, marked ``interrupted``; writes are atomic, so no partial file is left."""
         self.timer = StageTimer()

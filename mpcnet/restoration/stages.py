@@ -18,16 +18,17 @@ import cv2
 import numpy as np
 from facexlib.utils.face_restoration_helper import get_center_face
 
+from mpcnet.parsing_classes import MPCNET_FACE_CLASSES
 from mpcnet.restoration.align import FACE_SIZE, align_face, inverse_affine
 from mpcnet.restoration.background import make_background_upsampler
 from mpcnet.restoration.draw import draw_faces
 from mpcnet.restoration.encode import format_notes, like_input, single_channel
 from mpcnet.restoration.multiscale import detect_multiscale
 from mpcnet.restoration.options import RestoreOptions
-from mpcnet.restoration.paste import MPCNET_FACE_CLASSES, ellipse_mask, paste_face, parse_labels, parse_mask
+from mpcnet.restoration.paste import ellipse_mask, parse_labels, parse_mask, paste_face
 from mpcnet.restoration.restorer import FaceRestorer
 from mpcnet.restoration.results import ImageResult, StageTimer
-from mpcnet.utils.files import ImageReadError, LoadedImage, encode_image, read_image, write_encoded
+from mpcnet.utils.image_io import ImageReadError, LoadedImage, as_8bit, encode_image, read_image, write_encoded
 from mpcnet.utils.memory import available_bytes, format_bytes
 
 
@@ -119,7 +120,7 @@ class PhotoStages:
                                   if min(pixels.shape[:2]) > FACE_SIZE else cv2.INTER_CUBIC)
             return Photo(source, output, image, image.bgr.shape, single_channel(image), [crop], [None])
         with self.timer("detect"):
-            bgr8 = image.bgr if image.bit_depth == 8 else (image.bgr >> 8).astype(np.uint8)
+            bgr8 = as_8bit(image.bgr)
             faces = detect_multiscale(self.detector, bgr8)
             if opts.only_center_face and len(faces) > 1:
                 h, w = bgr8.shape[:2]

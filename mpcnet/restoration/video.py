@@ -20,7 +20,8 @@ from mpcnet.restoration.results import ImageResult, Summary
 from mpcnet.restoration.scheduler import RestorePipeline
 from mpcnet.restoration.stages import Photo
 from mpcnet.restoration.tracking import FaceTracker
-from mpcnet.utils.files import LoadedImage, atomic_path, check_not_input
+from mpcnet.utils.image_io import LoadedImage
+from mpcnet.utils.safe_output import atomic_path, check_not_input
 
 # Output container by extension (the input's); .webm holds VP9 only, so "auto" picks it there.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}

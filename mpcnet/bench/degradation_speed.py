@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mpcnet.data.degradations import PAPER_RANGES, apply_degradation, sample_params
-from mpcnet.utils.files import list_images, read_image
+from mpcnet.data.eq1_degradation import PAPER_RANGES, apply_degradation, sample_params
+from mpcnet.utils.image_io import list_images, read_image
 
 GFPGAN_OPTIONS = {"kernel_list": ["iso", "aniso"], "kernel_prob": [0.5, 0.5], "blur_kernel_size": 41,
                   "blur_sigma": [0.1, 10], "downsample_range": [0.8, 8], "noise_range": [0, 20],

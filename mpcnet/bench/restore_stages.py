@@ -9,17 +9,14 @@ from pathlib import Path
 
 import torch
 
+from mpcnet.bench import BenchError
 from mpcnet.restoration.background import BackgroundUpsamplerError
 from mpcnet.restoration.builder import build_pipeline
 from mpcnet.restoration.options import RestoreOptions
 from mpcnet.restoration.results import STAGES
-from mpcnet.utils.files import DEFAULT_MAX_PIXELS, list_images
+from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS, list_images
 from mpcnet.utils.memory import peak_rss_bytes, reset_peak_rss
 from mpcnet.weights import WeightsError
-
-
-class BenchError(Exception):
-    """A benchmark that cannot run; the message says why."""
 
 
 def run_restore_benchmark(source: Path, weights: str | None, aligned: bool = False, device: str = "cpu",

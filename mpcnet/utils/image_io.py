@@ -1,15 +1,12 @@
-"""Safe handling of the user's files: finding inputs, reading them with clear errors, writing
-outputs atomically, and never writing into the input or over existing files unasked.
+"""Reading and writing images: finding inputs, reading them with clear errors (EXIF orientation,
+alpha and 16 bits kept), and encoding outputs by extension (written through :mod:`mpcnet.utils.safe_output`).
 
 Shared by ``degrade``, ``restore`` and ``eval``.
 """
 from __future__ import annotations
 
-import errno
 import glob
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,13 +15,11 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
+from mpcnet.utils.safe_output import write_bytes_atomic
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-PART_SUFFIX = ".part"  # temporary files of atomic writes: ".NAME.XXXX.part" beside the target
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000×8000; larger is refused as a possible decompression bomb
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 # PIL is only used to read headers (size, EXIF orientation); our own limit applies instead of PIL's.
 PILImage.MAX_IMAGE_PIXELS = None
@@ -32,10 +27,6 @@ PILImage.MAX_IMAGE_PIXELS = None
 
 class ImageReadError(Exception):
     """An input that cannot be used; the message is one line fit for a report."""
-
-
-class UnsafeOutputError(Exception):
-    """An output location that could harm the user's files."""
 
 
 @dataclass
@@ -175,65 +166,20 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode)
 
 
-def read_text(path: str | os.PathLike, what: str) -> str:
-    """The text of a small UTF-8 file the user names (``what``: "--ranges", "manifest", …);
-    :class:`ValueError` with one line for a missing, unreadable or binary file."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{what} {path} is not a text file (not UTF-8)") from None
-    except OSError as exc:
-        raise ValueError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
-
-
-def load_yaml(path: str | os.PathLike, what: str):
-    """A YAML (or JSON) file the user names, parsed safely; :class:`ValueError` with the line of the
-    first syntax error."""
-    import yaml
-
-    try:
-        return yaml.safe_load(read_text(path, what))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"{what} {path} is not valid YAML: {problem}{where}") from None
-
-
 def is_gray(bgr: np.ndarray) -> bool:
     """True when all three channels are equal (a grayscale photo stored as RGB)."""
     return bool(np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2]))
 
 
-def check_output_location(inputs: str | os.PathLike, out_dir: str | os.PathLike) -> None:
-    """Refuse an output folder that a scan of the input would read back: the input folder itself or
-    a folder inside it (and, for a recursive ``**`` glob, a folder inside the glob's root).
-
-    A single photo or a flat glob may write anywhere, its own folder included: outputs go to their
-    own files, and :func:`check_not_input` refuses the one that would replace an input.
-    """
-    src, out = Path(inputs), Path(out_dir).resolve()
-    if out.exists() and not out.is_dir():
-        raise UnsafeOutputError(f"output folder {out_dir} exists and is a file, not a folder; choose a folder")
-    if src.is_file():
-        return
-    if src.is_dir():
-        root = src.resolve()
-    elif "**" in str(inputs):
-        root = Path(os.path.commonpath([Path(p).resolve().parent for p in glob.glob(str(inputs), recursive=True)]
-                                       or [Path.cwd()]))
-    else:
-        return
-    if out == root or root in out.parents:
-        raise UnsafeOutputError(f"output folder {out} is inside the input folder {root}, so a rescan would "
-                                "read the outputs back; choose a folder outside it")
-
-
-def check_not_input(output: str | os.PathLike, source: str | os.PathLike) -> None:
-    """Refuse to write ``output`` when it is the input file ``source`` itself."""
-    output, source = Path(output), Path(source)
-    if output.exists() and output.resolve() == source.resolve():
-        raise UnsafeOutputError(f"{output} is the input file itself; choose another output folder")
+def as_8bit(image: np.ndarray) -> np.ndarray:
+    """``image`` as uint8: a uint16 sample v becomes the nearest 8-bit level, round(v / 257) (the same
+    place on the 0–1 scale, 65535 / 255 = 257), so 8 bits scaled up by ×257 come back exactly and every
+    output is within half an 8-bit step of the input. Truncation (``v >> 8`` or ``v // 257``) would
+    darken by half a step on average. Done in integers: round(v / 257) = (v + 128) // 257 for integer v.
+    A uint8 image is returned as it is."""
+    if image.dtype == np.uint8:
+        return image
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False,
@@ -248,7 +194,7 @@ def encode_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int =
     ext = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
     if ext in (".jpg", ".jpeg", ".webp", ".bmp") and image.dtype == np.uint16:
-        image = (image // 257).astype(np.uint8)  # these formats hold 8 bits per sample
+        image = as_8bit(image)  # these formats hold 8 bits per sample
     ok, buf = cv2.imencode(ext, image, params)
     if not ok:
         raise OSError(f"could not encode {path.name}")
@@ -263,42 +209,3 @@ def write_encoded(path: str | os.PathLike, data: bytes, overwrite: bool = False)
         raise FileExistsError(f"{path} exists (use --overwrite to replace it)")
     write_bytes_atomic(path, data)
     return path
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through :func:`atomic_path`."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """A temporary file beside ``path`` for the caller to fill (an encoded image, a streamed video);
-    synced and renamed onto ``path`` when the block ends. An error (a full disk included, reported
-    as such) or an interrupt removes it, so no partial file is ever left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.close(fd)
-        yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            full = OSError(f"disk full: no space left to write {path.name}; nothing was written")
-            full.errno = exc.errno
-            raise full from exc
-        raise
-
-
-def remove_stale_parts(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that :func:`write_bytes_atomic` leaves only when its process is
-    killed outright (``kill -9``, power loss) mid-write; returns what was removed."""
-    stale = sorted(Path(folder).rglob(f".*{PART_SUFFIX}")) if Path(folder).is_dir() else []
-    for part in stale:
-        part.unlink(missing_ok=True)
-    return stale

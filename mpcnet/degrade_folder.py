@@ -21,10 +21,18 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mpcnet.data.degradations import (PAPER_RANGES, PRESETS, DegradationParams, apply_degradation, check_ranges,
-                                      sample_params, to_uint8)
-from mpcnet.utils.files import (ImageReadError, UnsafeOutputError, check_output_location, list_images, load_yaml,
-                                read_image, read_text, write_bytes_atomic, write_image)
+from mpcnet.data.eq1_degradation import (
+    PAPER_RANGES,
+    PRESETS,
+    DegradationParams,
+    apply_degradation,
+    check_ranges,
+    sample_params,
+    to_uint8,
+)
+from mpcnet.utils.image_io import ImageReadError, list_images, read_image, write_image
+from mpcnet.utils.safe_output import UnsafeOutputError, check_output_location, write_bytes_atomic
+from mpcnet.utils.text_files import load_yaml, read_text
 
 MANIFEST_COLUMNS = ["output", "input", "size", *DegradationParams.__dataclass_fields__]
 
@@ -152,7 +160,7 @@ class Job:
 
 
 @dataclass
-class Summary:
+class DegradeSummary:
     out_dir: Path
     manifest: Path | None = None
     rows: list[dict] = field(default_factory=list)
@@ -269,13 +277,13 @@ def plan(inputs: str | Path, fmt: str = "png", sample: int | None = None, seed: 
 
 def run(jobs: list[Job], out_dir: str | Path, ranges: dict = PAPER_RANGES, seed: int = 0, size: int = 512,
         workers: int = 1, overwrite: bool = False, manifest: str = "csv",
-        on_done: Callable[[Job, str | None], None] | None = None, skip_existing: bool = False) -> Summary:
+        on_done: Callable[[Job, str | None], None] | None = None, skip_existing: bool = False) -> DegradeSummary:
     """Degrade every job into ``out_dir`` and write ``manifest.csv|jsonl`` there. Files that fail
-    are recorded in ``Summary.failed`` with a one-line reason; the others finish. Ctrl-C (or
+    are recorded in ``DegradeSummary.failed`` with a one-line reason; the others finish. Ctrl-C (or
     SIGTERM) stops the run: the images in hand finish their atomic writes, the rest are not
     started, and the manifest lists what was done (``interrupted``); ``skip_existing`` resumes."""
     out_dir = Path(out_dir)
-    summary = Summary(out_dir=out_dir)
+    summary = DegradeSummary(out_dir=out_dir)
     start = time.perf_counter()
     seen: dict[str, str] = {}
     todo = []

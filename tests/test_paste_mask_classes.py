@@ -93,5 +93,5 @@ def test_restore_does_not_import_the_training_data_package():
                 todo += [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 todo += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-    assert {"mpcnet.restoration.pipeline", "mpcnet.restoration.paste", "mpcnet.parsing_classes"} <= seen
+    assert {"mpcnet.restoration.scheduler", "mpcnet.restoration.paste", "mpcnet.parsing_classes"} <= seen
     assert not [name for name in seen if name.startswith("mpcnet.data")]

@@ -124,10 +124,10 @@ def test_upscale_beyond_the_pixel_limit_fails_per_file_and_the_batch_goes_on(fac
                          "--upscale", "20", "--json")
     assert result.exit_code == 1
     row = entry(report, "a512.png")
-    assert row["status"] == "failed" and "10240×10240" in row["message"] and "--max-pixels" in row["message"]
+    assert row["status"] == "failed" and "10240×10240" in row["message"] and "max_pixels" in row["message"]
     assert entry(report, "b128.png")["status"] == "restored"
     assert cv2.imread(str(tmp_path / "out" / "restored_imgs" / "b128.png")).shape == (2560, 2560, 3)
-    assert_one_clean_line(result, "a512.png", "--max-pixels")
+    assert_one_clean_line(result, "a512.png", "max_pixels")
     assert tree_hashes(big) == before
 
 
@@ -147,8 +147,8 @@ def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, 
         # the decoded input (counted at 16 bits: the header does not say) and, aligned, its float32
         # copy; two copies of the 512² output in the input's sample type (16 bits)
         need = 128 * 128 * 3 * (2 + 4) + 512 * 512 * 3 * 2 * 2
-        assert f"128×128 at --upscale 4 needs about {need / 2 ** 20:.1f} MiB of memory" in row["message"]
-        assert "1.9 MiB is available (lower --upscale" in row["message"]
+        assert f"128×128 at upscale 4 needs about {need / 2 ** 20:.1f} MiB of memory" in row["message"]
+        assert "1.9 MiB is available (lower upscale" in row["message"]
     assert tree_hashes(faces) == before
 
 
@@ -228,7 +228,7 @@ BAD_REQUESTS = {
     "-o is a file": (lambda t, w: ["--weights", w, "-o", t / "note.txt"], "is a file, not a folder"),
     "--overwrite with --skip-existing": (lambda t, w: ["--weights", w, "--overwrite", "--skip-existing"],
                                          "contradict"),
-    "--max-pixels 0": (lambda t, w: ["--weights", w, "--max-pixels", "0"], "--max-pixels must be"),
+    "--max-pixels 0": (lambda t, w: ["--weights", w, "--max-pixels", "0"], "max_pixels must be"),
 }
 
 

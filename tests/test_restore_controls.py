@@ -87,7 +87,7 @@ def test_draw_box_marks_the_detected_faces_only(yunet, photos, tmp_path):
         edge = boxed[(y0 + y1) // 2, x0 - 1:x0 + 2].astype(int)  # the middle of the box's left side
         assert (np.abs(edge - green).max(axis=1) < 60).any()
     assert changed.any() and not (changed & ~inside).any()
-    with pytest.raises(ValueError, match="--aligned"):
+    with pytest.raises(ValueError, match="aligned inputs are not detected"):
         RestoreOptions(aligned=True, draw_box=True)
 
 

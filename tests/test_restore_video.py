@@ -150,7 +150,7 @@ def test_video_outputs_are_never_overwritten_unasked(tiny_weights, tmp_path):
     assert restore(src, "-o", src / "out", *args)[0].exit_code == 2  # never into the input folder
     assert not (src / "out").exists()
     result, _ = restore(src, "-o", tmp_path / "o2", "--aligned", *args)
-    assert result.exit_code == 2 and "--aligned" in result.output
+    assert result.exit_code == 2 and "aligned mode applies to photos" in result.output
 
 
 def test_missing_pyav_is_one_clear_error(tmp_path, monkeypatch, tiny_weights):

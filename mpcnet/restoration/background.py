@@ -41,7 +41,7 @@ class RealESRGANBackground:
         try:
             from realesrgan import RealESRGANer
         except ImportError as exc:
-            raise BackgroundUpsamplerError("--bg-upsampler realesrgan needs the realesrgan package "
+            raise BackgroundUpsamplerError("the realesrgan background upsampler needs the realesrgan package "
                                            "(pip install --no-deps realesrgan)") from exc
         import torch
         from basicsr.archs.rrdbnet_arch import RRDBNet

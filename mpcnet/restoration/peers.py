@@ -94,7 +94,7 @@ def build_peer(method: str, weights: str | None = None) -> tuple[torch.nn.Module
         else:
             from gfpgan.archs.restoreformer_arch import RestoreFormer as arch
     except ImportError as exc:
-        raise PeerError(f"--method {method} needs the gfpgan package (pip install --no-deps gfpgan==1.3.8)") from exc
+        raise PeerError(f"the peer {method} needs the gfpgan package (pip install --no-deps gfpgan==1.3.8)") from exc
     state = load_model_file(weights).state
     config = gfpgan_config(state) if method == "gfpgan" else restoreformer_config(state)
     with contextlib.redirect_stdout(io.StringIO()):  # RestoreFormer prints its latent shape; stdout is for --json

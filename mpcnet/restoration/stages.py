@@ -97,17 +97,17 @@ class PhotoStages:
         return need + (pixels * 3 * 4 * (1 + 4) * 2 if opts.bg_upsampler == "realesrgan" else 0)
 
     def _check_size(self, width: int, height: int) -> None:
-        """Refuse, before decoding, a photo whose output is over --max-pixels or that needs more
+        """Refuse, before decoding, a photo whose output is over ``max_pixels`` or that needs more
         memory than is available (:meth:`memory_needed`)."""
         opts = self.options
         out_w, out_h = width * opts.upscale, height * opts.upscale
         if out_w * out_h > opts.max_pixels:
-            raise ImageReadError(f"the output, {out_w}×{out_h} at --upscale {opts.upscale}, is over the --max-pixels "
-                                 f"limit of {opts.max_pixels} (raise --max-pixels or lower --upscale)")
+            raise ImageReadError(f"the output, {out_w}×{out_h} at upscale {opts.upscale}, is over the max_pixels "
+                                 f"limit of {opts.max_pixels} (raise max_pixels or lower upscale)")
         need, free = self.memory_needed(width, height), available_bytes()
         if free is not None and need > free:
-            raise ImageReadError(f"{width}×{height} at --upscale {opts.upscale} needs about {format_bytes(need)} of "
-                                 f"memory and {format_bytes(free)} is available (lower --upscale, or free memory)")
+            raise ImageReadError(f"{width}×{height} at upscale {opts.upscale} needs about {format_bytes(need)} of "
+                                 f"memory and {format_bytes(free)} is available (lower upscale, or free memory)")
 
     def _prepare(self, source: Path, output: Path) -> Photo:
         opts = self.options

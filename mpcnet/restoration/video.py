@@ -128,11 +128,11 @@ class VideoRestorer:
 
     def __init__(self, pipeline: RestorePipeline, codec: str = "auto", crf: int = 18, smooth: bool = True):
         if codec not in VIDEO_CODECS:
-            raise ValueError(f"unknown --codec '{codec}'; choose from {', '.join(VIDEO_CODECS)}")
+            raise ValueError(f"unknown codec '{codec}'; choose from {', '.join(VIDEO_CODECS)}")
         if not 0 <= crf <= 51:
-            raise ValueError(f"--crf must be between 0 and 51, not {crf}")
+            raise ValueError(f"crf must be between 0 and 51, not {crf}")
         if pipeline.options.aligned:
-            raise ValueError("videos are restored whole: --aligned applies to photos of aligned faces only")
+            raise ValueError("videos are restored whole: aligned mode applies to photos of aligned faces only")
         self.pipeline, self.codec, self.crf, self.smooth = pipeline, codec, crf, smooth
 
     def output_path(self, source: Path, root: Path, out_dir: Path) -> Path:

@@ -318,6 +318,14 @@ def ratios(group: list[Timing], ours: str = "mpcnet") -> list[dict]:
     return out
 
 
+def _row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _or_dash(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
 def markdown(result: dict) -> str:
     """A Markdown table of the timings and the ratios."""
     cfg = result["config"]
@@ -328,18 +336,16 @@ def markdown(result: dict) -> str:
              "| network | backend | batch | dtype | p50 ms | p95 ms | img/s | first call ms | params M | GMAC/img | "
              "peak MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in result["timings"]:
-        mem = "—" if t["peak_mem_mb"] is None else f"{t['peak_mem_mb']:.1f}"
-        lines.append(f"| {t['model']} | {t['backend']} | {t['batch']} | {t['dtype']} | {t['latency_ms_p50']:.1f} | "
-                     f"{t['latency_ms_p95']:.1f} | {t['throughput_img_s']:.2f} | {t['first_call_ms']:.1f} | "
-                     f"{t['params_m']:.2f} | {t['gmac']:.1f} | {mem} |")
+        lines.append(_row(t["model"], t["backend"], t["batch"], t["dtype"], f"{t['latency_ms_p50']:.1f}",
+                          f"{t['latency_ms_p95']:.1f}", f"{t['throughput_img_s']:.2f}", f"{t['first_call_ms']:.1f}",
+                          f"{t['params_m']:.2f}", f"{t['gmac']:.1f}", _or_dash(t["peak_mem_mb"], ".1f")))
     if result["ratios"]:
         lines += ["", "| ours ÷ peer | batch | ours | peer | latency p50 | throughput | peak memory | params | GMAC |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in result["ratios"]:
-            mem = "—" if r["peak_mem"] is None else f"{r['peak_mem']:.3f}"
-            lines.append(f"| {r['ours']} ÷ {r['peer']} | {r['batch']} | {r['backend']} {r['dtype']} | "
-                         f"torch {r['peer_dtype']} | {r['latency_p50']:.3f} | "
-                         f"{r['throughput']:.3f} | {mem} | {r['params']:.3f} | {r['gmac']:.3f} |")
+            lines.append(_row(f"{r['ours']} ÷ {r['peer']}", r["batch"], f"{r['backend']} {r['dtype']}",
+                              f"torch {r['peer_dtype']}", *(f"{r[k]:.3f}" for k in ("latency_p50", "throughput")),
+                              _or_dash(r["peak_mem"], ".3f"), f"{r['params']:.3f}", f"{r['gmac']:.3f}"))
     if result["memory_kind"]:
         lines += ["", f"Peak memory: {result['memory_kind']}."]
     for s in result["skipped"]:

@@ -50,8 +50,8 @@ class MPCNetModel(MPCTrainingModel):
         train_opt = self.opt["train"]
         self.net_g.train()
         if train_opt.get("ema_decay", 0) > 0:
-            self.net_g_ema = build_network(deepcopy(self.opt["network_g"])).to(self.device).eval()
-            self.net_g_ema.load_state_dict(self.get_bare_model(self.net_g).state_dict())
+            # a copy of the built net_g: rebuilding from network_g would read the prior files again
+            self.net_g_ema = deepcopy(self.get_bare_model(self.net_g)).eval()
         # the losses that compare output and GT directly (eq. 6 and our offline sharpening terms)
         self.cri_direct = {name: build_loss(deepcopy(train_opt[key])).to(self.device)
                            for key, name in DIRECT_LOSSES.items() if train_opt.get(key)}

@@ -3,16 +3,20 @@ paste mask, fixed batch under a launcher), a bad request refused before any mode
 the pipelines it builds restoring real faces."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from mpcnet.archs.mpcnet_arch import MPCNet
 from mpcnet.checkpoint import save_checkpoint
+from mpcnet.compat import leave_dist
 from mpcnet.restoration.builder import build_pipeline
 from mpcnet.restoration.options import RestoreOptions
-from tests.conftest import DATA
+from tests.conftest import DATA, REPO
 
 FACES = sorted((DATA / "codeformer-inputs" / "cropped_faces").glob("*.png"))[:2]
 PHOTO = DATA / "codeformer-inputs" / "whole_imgs" / "00.jpg"
@@ -72,6 +76,22 @@ def test_a_launched_process_pads_every_batch_by_default(tiny_weights, monkeypatc
         assert not build_pipeline(tiny_weights, "cpu", options=RestoreOptions(aligned=True), launcher="pytorch",
                                   fixed_batch=False).pipeline.restorer.fixed_batch
     finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        leave_dist()
         torch.set_num_threads(threads)
+
+
+def test_a_joined_process_group_is_destroyed_at_exit_before_the_interpreter_winds_down(tmp_path):
+    """A gloo group left to interpreter finalization can abort the process (SIGABRT): ``init_dist``
+    destroys it in an exit handler, which runs before handlers registered earlier."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = ("import atexit, torch, torch.distributed as dist\n"
+              "atexit.register(lambda: print('group alive at exit:', dist.is_initialized()))\n"
+              "from mpcnet.compat import init_dist\n"
+              "init_dist('gloo')\n"
+              "dist.all_reduce(torch.ones(2))\n")
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "group alive at exit: False" in run.stdout

@@ -237,3 +237,26 @@ def test_residual_mpcnet_starts_as_the_identity_and_adds_its_correction(face64):
         plain.load_state_dict(net.state_dict())
         torch.testing.assert_close(net(face64), plain(face64) + face64)
     assert net.arch_config["residual"] is True
+
+
+def test_out_size_is_a_power_of_two_from_8():
+    for bad in (4, 48, 96):
+        with pytest.raises(ValueError, match=f"power of two ≥ 8, got {bad}"):
+            MPCNet(out_size=bad, **SMALL)
+    torch.manual_seed(0)
+    net = MPCNet(out_size=8, **{**SMALL, "parse_min_feat_size": 2}).eval()  # the smallest: one APFF block
+    with torch.no_grad():
+        assert net.scales == [8] and net(torch.rand(1, 3, 8, 8) * 2 - 1).shape == (1, 3, 8, 8)
+
+
+def test_scales_under_the_parsers_smallest_map_get_that_map_mean_pooled(face64):
+    """F_parse^8 of a parser whose smallest map is 16 px: that map, each 2×2 block averaged."""
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, **{**SMALL, "parse_min_feat_size": 16}).eval()
+    with torch.no_grad():
+        feats, f_parse = net.parsenet.features(face64), net.parse_features(face64)
+        assert sorted(feats) == [16, 32, 64] and sorted(f_parse) == net.scales == [8, 16, 32, 64]
+        assert all(torch.equal(f_parse[s], feats[s]) for s in (16, 32, 64))
+        b, c = feats[16].shape[:2]
+        assert torch.allclose(f_parse[8], feats[16].view(b, c, 8, 2, 8, 2).mean((3, 5)), atol=1e-6)
+        assert net(face64).shape == face64.shape  # the APFF block at 8 takes the pooled map's channels

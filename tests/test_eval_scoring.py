@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mpcnet.eval_scoring import score
+from mpcnet.eval_scoring import load_bgr8, score
 from mpcnet.evaluate import EvalError
 from mpcnet.metrics.fid import FeatureExtractor, FIDStats, frechet_distance
 from mpcnet.metrics.niqe import niqe
@@ -85,3 +85,27 @@ def test_niqe_without_ground_truth_is_the_mean_of_each_image(tmp_path, aligned_f
     result = score(tmp_path, None, metrics=("niqe",))
     assert result.per_image == {str(i): {"niqe": pytest.approx(niqe(face))} for i, face in enumerate(faces)}
     assert result.metrics == {"niqe": pytest.approx(np.mean([niqe(face) for face in faces]))}
+
+
+def test_network_metrics_are_scored_per_pair_with_dlibs_note(folders):
+    """dlib's identity angle and landmark distance through score(): 0 for the GT against itself, each
+    row is that pair's own comparison (restored, GT), and a pair whose GT has no face (a flat gray
+    image) says it used the fixed FFHQ box."""
+    from mpcnet.metrics import dlib_face  # dlib: the 'identity' extra, which make test installs
+
+    names = ("deg_dlib", "lmd_dlib68")
+    same = score(folders / "gt", folders / "gt", metrics=names)
+    assert same.metrics["deg_dlib"] == pytest.approx(0, abs=1e-3) and same.metrics["lmd_dlib68"] == pytest.approx(0, abs=1e-6)
+    for name in ("gt", "restored"):
+        cv2.imwrite(str(folders / name / "zz_blank.png"), np.full((SIZE, SIZE, 3), 128, np.uint8))
+    result = score(folders / "restored", folders / "gt", metrics=names)
+    assert len(result.per_image) == 5 and result.metrics["deg_dlib"] > 0 and not result.skipped
+    for (key, row), gt in zip(result.per_image.items(), sorted((folders / "gt").glob("*.png")), strict=True):
+        pair = dlib_face.compare(load_bgr8(folders / "restored" / gt.name), load_bgr8(gt))
+        assert row == pytest.approx({m: pair.values()[m] for m in names})
+        assert ("fixed FFHQ box" in result.notes.get(key, "")) == (not pair.face_found)
+    assert list(result.notes) == ["zz_blank"]
+    report = result.to_json()  # eval --json and report.json: the run's inputs, notes and protocol by name
+    assert report["notes"] == result.notes and report["restored"] == str(folders / "restored")
+    assert report["gt"] == str(folders / "gt") and report["fid_protocol"] is None
+    assert {"dataset", "restore"} <= set(report) and report["metrics"] == result.metrics

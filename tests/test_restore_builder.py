@@ -61,13 +61,18 @@ def test_a_bad_request_is_refused_before_the_model_file_is_read(tmp_path, reques
     assert message in str(caught.value) and "--" not in str(caught.value)  # names the thing, not a CLI flag
 
 
-def test_a_launched_process_pads_every_batch_by_default(tiny_weights, monkeypatch):
-    """Under ``launcher pytorch`` (here one gloo process) fixed batches are on unless turned off."""
+def one_process_group_env() -> dict[str, str]:
+    """torchrun's variables for a group of one process, on a free local port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    for name, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                            MASTER_PORT=str(port), OMP_NUM_THREADS="1").items():
+    return dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port))
+
+
+def test_a_launched_process_pads_every_batch_by_default(tiny_weights, monkeypatch):
+    """Under ``launcher pytorch`` (here one gloo process) fixed batches are on unless turned off."""
+    for name, value in {**one_process_group_env(), "OMP_NUM_THREADS": "1"}.items():
         monkeypatch.setenv(name, value)
     threads = torch.get_num_threads()
     try:
@@ -80,18 +85,15 @@ def test_a_launched_process_pads_every_batch_by_default(tiny_weights, monkeypatc
         torch.set_num_threads(threads)
 
 
-def test_a_joined_process_group_is_destroyed_at_exit_before_the_interpreter_winds_down(tmp_path):
+def test_a_joined_process_group_is_destroyed_at_exit_before_the_interpreter_winds_down():
     """A gloo group left to interpreter finalization can abort the process (SIGABRT): ``init_dist``
     destroys it in an exit handler, which runs before handlers registered earlier."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     script = ("import atexit, torch, torch.distributed as dist\n"
               "atexit.register(lambda: print('group alive at exit:', dist.is_initialized()))\n"
               "from mpcnet.compat import init_dist\n"
               "init_dist('gloo')\n"
               "dist.all_reduce(torch.ones(2))\n")
-    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, **one_process_group_env()}, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "group alive at exit: False" in run.stdout

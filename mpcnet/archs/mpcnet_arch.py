@@ -12,14 +12,17 @@ from torch.nn import functional as F
 from mpcnet.archs.apff_arch import APFF
 from mpcnet.archs.parsenet_arch import MPCParseNet
 from mpcnet.archs.stylegan2_nonoise_arch import StyleGAN2GeneratorNoNoise, stylegan_channels
-from mpcnet.checkpoint import load_model_file
+from mpcnet.checkpoint import load_model_file, load_state_into
 
 PRIOR_PATH_KWARGS = ('gan_prior_path', 'parse_prior_path')
 
 
-def load_prior(module: nn.Module, name_or_path: str) -> None:
-    """Load a registry name or a file (``params_ema``/``params``/bare state dict) strictly into ``module``."""
-    load_model_file(name_or_path, into=module,
+def load_prior(module: nn.Module, name_or_path: str, prefix: str) -> None:
+    """Load a registry name or a file (``params_ema``/``params``/bare state dict) strictly into ``module``:
+    the prior's own file, or a whole MPCNet file, whose ``prefix.*`` weights are that prior."""
+    state = load_model_file(name_or_path).state
+    inside = {key[len(prefix) + 1:]: value for key, value in state.items() if key.startswith(prefix + ".")}
+    load_state_into(module, inside or state, name_or_path,
                     hint="build MPCNet with the prior's channel_multiplier/narrow/num_style_feat/num_mlp (the public "
                     "FFHQ-512 StyleGAN2 is channel_multiplier=1, narrow=1, num_style_feat=512, num_mlp=8)")
 
@@ -143,15 +146,15 @@ class MPCNet(nn.Module):
 
     def load_priors(self, gan_prior: str | None = None, parse_prior: str | None = None) -> None:
         """Load pretrained prior weights (registry names such as ``stylegan2-ffhq512-clean`` and
-        ``parsenet``, or files) into :attr:`stylegan` and :attr:`parsenet`."""
+        ``parsenet``, or files; a whole MPCNet file gives its own priors) into :attr:`stylegan` and :attr:`parsenet`."""
         if gan_prior:
             if self.stylegan is None:
                 raise ValueError("gan prior weights given, but this MPCNet is built with use_gan_prior=False")
-            load_prior(self.stylegan, gan_prior)
+            load_prior(self.stylegan, gan_prior, "stylegan")
         if parse_prior:
             if self.parsenet is None:
                 raise ValueError("parse prior weights given, but this MPCNet is built with use_parse_prior=False")
-            load_prior(self.parsenet, parse_prior)
+            load_prior(self.parsenet, parse_prior, "parsenet")
 
     def train(self, mode: bool = True):
         """Frozen priors stay in eval mode (BatchNorm statistics of the parser are kept)."""

@@ -106,14 +106,21 @@ def test_mpcnet_stage_lowers_reconstruction_loss_and_saves_contract_checkpoint(f
 
 def test_a_run_can_start_from_a_shipped_checkpoint(faces64, tmp_path):
     """path.pretrain_network_g: a later sitting on a machine without training states continues from
-    the shipped weights (their batch L1 is where the first run ended, not where a fresh network starts)."""
-    first = run_stage(mpcnet_options(faces64, tmp_path / "exp", "first", total_iter=8, gan=False), tmp_path)
+    the shipped weights (their batch L1 is where the first run ended, not where a fresh network starts);
+    path.pretrain_network_d brings that run's discriminator along."""
+    first = run_stage(mpcnet_options(faces64, tmp_path / "exp", "first", total_iter=8), tmp_path)
     batch = fixed_batch(faces64)
     trained = l1_of(network_from_checkpoint(load_checkpoint(first["latest"])), batch)
-    opt = mpcnet_options(faces64, tmp_path / "exp", "again", total_iter=1, gan=False)
-    opt["path"]["pretrain_network_g"] = first["latest"]
-    opt["train"]["optim_g"] = {**ADAM, "lr": 1e-12}  # one step that changes nothing measurable
-    again = l1_of(network_from_checkpoint(load_checkpoint(run_stage(opt, tmp_path)["latest"])), batch)
+    opt = mpcnet_options(faces64, tmp_path / "exp", "again", total_iter=1)
+    first_d = Path(first["experiments_root"]) / "models" / "net_d_8.pth"
+    opt["path"].update(pretrain_network_g=first["latest"], pretrain_network_d=str(first_d))
+    opt["train"]["optim_g"] = opt["train"]["optim_d"] = {**ADAM, "lr": 1e-12}  # one step that changes nothing measurable
+    summary = run_stage(opt, tmp_path)
+    again = l1_of(network_from_checkpoint(load_checkpoint(summary["latest"])), batch)
+    again_d = load_checkpoint(Path(summary["experiments_root"]) / "models" / "net_d_1.pth")["params"]
+    for name, value in load_checkpoint(first_d)["params"].items():
+        if not name.endswith(("_u", "_v")):  # spectral norm's power-iteration vectors move at any lr
+            torch.testing.assert_close(again_d[name], value, rtol=1e-5, atol=1e-6)
     from mpcnet.archs.mpcnet_arch import MPCNet
 
     torch.manual_seed(7)

@@ -33,7 +33,8 @@ class MPCNetModel(MPCTrainingModel):
     net_d_init_iters, ema_decay}`` (``ema_decay`` > 0 keeps an EMA of ``net_g``, saved as ``params_ema``,
     which validation and restore use, as GFPGAN's);
     ``path.pretrain_network_g`` (a checkpoint path or registry name) starts the network from its weights,
-    e.g. a shipped model on a machine that has none of its training states (the optimisers start anew)."""
+    e.g. a shipped model on a machine that has none of its training states (the optimisers start anew);
+    ``path.pretrain_network_d`` likewise the discriminator, e.g. to branch a new run off another's checkpoint."""
 
     def __init__(self, opt: dict):
         super().__init__(opt)
@@ -62,7 +63,10 @@ class MPCNetModel(MPCTrainingModel):
         self.optimizer_g = self.make_optimizer(train_opt["optim_g"], self.net_g.parameters())
         self.optimizers = [self.optimizer_g]
         if self.cri_gan is not None:
-            self.net_d = self.prepare(build_network(deepcopy(self.opt["network_d"])))
+            net_d = build_network(deepcopy(self.opt["network_d"]))
+            if self.opt["path"].get("pretrain_network_d"):  # the discriminator of the run continued from
+                load_model_file(self.opt["path"]["pretrain_network_d"], into=net_d)
+            self.net_d = self.prepare(net_d)
             self.net_d.train()
             self.saved_nets["net_d"] = "network_d"
             self.optimizer_d = self.make_optimizer(train_opt["optim_d"], self.net_d.parameters())

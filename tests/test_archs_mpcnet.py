@@ -101,7 +101,7 @@ def test_ablation_without_gan_prior(face64):
 
 def test_ablation_without_adain(face64):
     torch.manual_seed(0)
-    full = MPCNet(out_size=64, use_parse_prior=True, **SMALL).eval()
+    full = MPCNet(out_size=64, **SMALL).eval()
     ablated = MPCNet(out_size=64, use_adain=False, **SMALL).eval()
     assert param_shapes(full) == param_shapes(ablated)  # AdaIN has no parameters
     ablated.load_state_dict(full.state_dict())
@@ -120,7 +120,7 @@ def test_ablation_without_adain(face64):
 
 
 def test_ablation_without_parse_prior(face64):
-    full = MPCNet(out_size=64, use_parse_prior=True, **SMALL)
+    full = MPCNet(out_size=64, **SMALL)
     ablated = MPCNet(out_size=64, use_parse_prior=False, **SMALL)
     assert ablated.parsenet is None
     shapes, kept = param_shapes(full), param_shapes(ablated)
@@ -199,11 +199,10 @@ def test_prior_weights_load_by_path_into_the_priors(tmp_path, face64):
 def test_a_whole_mpcnet_file_gives_its_parsing_prior_to_a_variant_without_the_gan_prior(tmp_path):
     """The w/o-GAN ablation of a shipped model takes that model's parsing prior straight from its file."""
     torch.manual_seed(0)
-    full = MPCNet(out_size=64, use_parse_prior=True, **SMALL)
+    full = MPCNet(out_size=64, **SMALL)
     save_checkpoint({"params": full.state_dict()}, tmp_path / "full.pth")
     torch.manual_seed(1)
-    variant = MPCNet(out_size=64, use_gan_prior=False, use_parse_prior=True, parse_prior_path=str(tmp_path / "full.pth"),
-                     **SMALL)
+    variant = MPCNet(out_size=64, use_gan_prior=False, parse_prior_path=str(tmp_path / "full.pth"), **SMALL)
     for name, value in full.parsenet.state_dict().items():
         torch.testing.assert_close(variant.parsenet.state_dict()[name], value)
     assert not torch.equal(next(variant.down.parameters()), next(full.down.parameters()))  # only the prior came over

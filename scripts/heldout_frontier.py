@@ -108,10 +108,11 @@ def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path)
         ax.fill_between([TARGET[metric], hi], *TARGET["detail"], color="tab:green", alpha=0.15,
                         label="issue 12's target")
         ax.scatter([0], [inp["detail"]], marker="s", color="black", label="input")
-        for family, style in zip(families, ("--", "--", ":", ":", ":")):
+        for family, style, colour in zip(families, ("--", "--", ":", ":", ":"),
+                                         ("0.55", "0.3", "tab:cyan", "tab:blue", "navy")):
             curve = [base] + [p for p in baselines if p["family"] == family]
             ax.plot([p[metric] - inp[metric] for p in curve], [p["detail"] for p in curve], style, marker=".",
-                    label=family)
+                    color=colour, label=family)
         for r, marker in zip(runs, "ovD^<>pP*hX" * 3):
             ax.scatter([r[metric] - inp[metric]], [r["detail"]], s=36, marker=marker, zorder=3, label=r["label"])
         ax.set_xlim(lo, hi)

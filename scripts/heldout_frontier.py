@@ -8,9 +8,9 @@ model's restored faces, each a curve from the model's point:
 * the cheapest way to buy detail, an unsharp mask ``out + a·(out − G_σ * out)`` (σ 1 and 2 px at
   512 px, a = 0.5 … 3): what a learned model's extra detail costs against a plain filter;
 * an oracle no model can be: the output's fine detail (``out − G_2 * out``) replaced, in proportion
-  β = 0.5 and 1, by **the GT's own** fine detail moved by d px diagonally (d = 0, 2, 4: 0, 2.8, 5.7 px;
-  the models' landmark error is 4.6–4.9 px): what inventing the right texture costs when the
-  degraded input fixes its place only to within a few pixels.
+  β = 0.5 and 1, by **the GT's own** fine detail moved by d px diagonally (d = 0, 1, 2, 4: 0, 1.4,
+  2.8, 5.7 px; the models' landmark error is 4.6–4.9 px): what inventing the right texture costs
+  when the degraded input fixes its place only to within a few pixels.
 Plots detail (``grad_ratio``) against the gain in PSNR and in SSIM over the input, with the target
 box (PSNR ≥ input + 0.5 dB, SSIM ≥ input + 0.03, detail 0.75–1.25 of the GT's), and prints every
 point as a JSON line on stdout.
@@ -31,7 +31,7 @@ from mpcnet.metrics.pixel import grad_ratio, psnr, ssim
 
 TARGET = {"psnr": 0.5, "ssim": 0.03, "detail": (0.75, 1.25)}
 UNSHARP = {"sigma": (1.0, 2.0), "amount": (0.5, 1.0, 2.0, 3.0)}
-ORACLE = {"sigma": 2.0, "shift": (0, 2, 4), "beta": (0.5, 1.0)}
+ORACLE = {"sigma": 2.0, "shift": (0, 1, 2, 4), "beta": (0.5, 1.0)}
 
 
 def labelled(arg: str) -> tuple[str, Path]:
@@ -108,8 +108,8 @@ def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path)
         ax.fill_between([TARGET[metric], hi], *TARGET["detail"], color="tab:green", alpha=0.15,
                         label="issue 12's target")
         ax.scatter([0], [inp["detail"]], marker="s", color="black", label="input")
-        for family, style, colour in zip(families, ("--", "--", ":", ":", ":"),
-                                         ("0.55", "0.3", "tab:cyan", "tab:blue", "navy")):
+        for family, style, colour in zip(families, ("--", "--", ":", ":", ":", ":"),
+                                         ("0.55", "0.3", "tab:cyan", "tab:green", "tab:blue", "navy")):
             curve = [base] + [p for p in baselines if p["family"] == family]
             ax.plot([p[metric] - inp[metric] for p in curve], [p["detail"] for p in curve], style, marker=".",
                     color=colour, label=family)

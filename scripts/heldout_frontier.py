@@ -79,14 +79,15 @@ def baseline_points(label: str, out: Path) -> list[dict]:
     gts = {path.stem: path for path in (out / "gt").iterdir()}
     pairs = [(load_bgr8(path), load_bgr8(gts[path.stem]))
              for path in sorted((out / "model" / "restored_imgs").iterdir()) if path.stem in gts]
+    amounts, betas = (", ".join(f"{v:g}" for v in grid[key]) for grid, key in ((UNSHARP, "amount"), (ORACLE, "beta")))
     points = []
     for sigma in UNSHARP["sigma"]:
         for amount in UNSHARP["amount"]:
-            points.append({"family": f"{label} + unsharp mask σ {sigma:g} px, a 0.5–3", "sigma": sigma, "amount": amount,
+            points.append({"family": f"{label} + unsharp mask σ {sigma:g} px, a {amounts}", "sigma": sigma, "amount": amount,
                            **edited_point(pairs, partial(unsharp, sigma=sigma, amount=amount))})
     for shift in ORACLE["shift"]:
         for beta in ORACLE["beta"]:
-            points.append({"family": f"oracle: the GT's fine detail moved {np.hypot(shift, shift):.1f} px, β 0.5, 1",
+            points.append({"family": f"oracle: the GT's fine detail moved {np.hypot(shift, shift):.1f} px, β {betas}",
                            "shift": shift, "beta": beta, **edited_point(pairs, partial(oracle, shift=shift, beta=beta))})
     return points
 
@@ -94,7 +95,7 @@ def baseline_points(label: str, out: Path) -> list[dict]:
 def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path) -> None:
     """Two panels, detail against the PSNR and the SSIM gain over the input, target box shaded; each
     baseline family a dashed curve from ``base``, the run it edits."""
-    import matplotlib
+    import matplotlib  # installed with facexlib (through filterpy)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -9,7 +9,7 @@ model's restored faces, each a curve from the model's point:
   512 px, a = 0.5 … 3): what a learned model's extra detail costs against a plain filter;
 * an oracle no model can be: the output's fine detail (``out − G_2 * out``) replaced, in proportion
   β = 0.5 and 1, by **the GT's own** fine detail moved by d px diagonally (d = 0, 1, 2, 4: 0, 1.4,
-  2.8, 5.7 px; the models' landmark error is 4.6–4.9 px): what inventing the right texture costs
+  2.8, 5.7 px; the models' landmark error is 4.5–4.9 px): what inventing the right texture costs
   when the degraded input fixes its place only to within a few pixels.
 Plots detail (``grad_ratio``) against the gain in PSNR and in SSIM over the input, with the target
 box (PSNR ≥ input + 0.5 dB, SSIM ≥ input + 0.03, detail 0.75–1.25 of the GT's), and prints every
@@ -109,11 +109,12 @@ def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path)
         ax.fill_between([TARGET[metric], hi], *TARGET["detail"], color="tab:green", alpha=0.15,
                         label="issue 12's target")
         ax.scatter([0], [inp["detail"]], marker="s", color="black", label="input")
-        for family, style, colour in zip(families, ("--", "--", ":", ":", ":", ":"),
-                                         ("0.55", "0.3", "tab:cyan", "tab:green", "tab:blue", "navy")):
-            curve = [base] + [p for p in baselines if p["family"] == family]
-            ax.plot([p[metric] - inp[metric] for p in curve], [p["detail"] for p in curve], style, marker=".",
-                    color=colour, label=family)
+        for kind, style, cmap in (("sigma", "--", "Greys"), ("shift", ":", "winter")):  # unsharp masks, the oracle
+            kin = [f for f in families if any(kind in p for p in baselines if p["family"] == f)]
+            for i, family in enumerate(kin):
+                curve = [base] + [p for p in baselines if p["family"] == family]
+                ax.plot([p[metric] - inp[metric] for p in curve], [p["detail"] for p in curve], style, marker=".",
+                        color=plt.get_cmap(cmap)(0.45 + 0.5 * i / max(len(kin) - 1, 1)), label=family)
         for r, marker in zip(runs, "ovD^<>pP*hX" * 3):
             ax.scatter([r[metric] - inp[metric]], [r["detail"]], s=36, marker=marker, zorder=3, label=r["label"])
         ax.set_xlim(lo, hi)

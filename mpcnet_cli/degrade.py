@@ -23,7 +23,7 @@ def degrade(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (same relative paths as the input)."),
     preset: str = typer.Option("celeba-test", help="Degradation preset: celeba-test (Table 3, random), clean, "
                                "table4-x4…x8, table5-gauss-3|6|9|12, table5-motion-0|45|90|135, "
-                               "table6-noise0|5|10|15|20|25; 'list' prints them. table4|table5|table6: every "
+                               "table6-noise0|5|10|15|20|25, gfpgan-train (GFPGAN's milder training ranges); 'list' prints them. table4|table5|table6: every "
                                "variant of that table, one subfolder of -o each (those with a manifest are kept)."),
     ranges_file: Optional[Path] = typer.Option(None, "--ranges", help="YAML/JSON file of degradation ranges "
                                                "(keys of PAPER_RANGES) instead of a preset."),

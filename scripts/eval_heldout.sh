@@ -2,7 +2,8 @@
 # Score a model on the face pool's held-out faces as issue 12 sets its targets (the model card's numbers):
 #   scripts/eval_heldout.sh POOL OUT [WEIGHTS]      e.g. scripts/eval_heldout.sh datasets/face_pool results/heldout
 # GT: the held-out faces of POOL/manifest.csv whose source face is at least 512 px (true 512 px detail).
-# LQ: eq. 1 at the CelebA-Test ranges, seed 0 (mpcnet degrade --preset celeba-test).
+# LQ: eq. 1 at the CelebA-Test ranges, seed 0 (mpcnet degrade --preset celeba-test); PRESET=gfpgan-train
+# scores the same faces at GFPGAN's milder training ranges instead ("do no harm" on better inputs).
 # Rows: the model (restore --aligned at the input's size, through mpcnet eval) and the input itself,
 # on PSNR, SSIM, detail (grad_ratio), dlib identity angle and 68-landmark distance; then NIQE on the
 # real low-quality aligned faces of ../shared/data (codeformer-inputs/cropped_faces, gray_faces).
@@ -11,6 +12,7 @@ POOL=${1:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}; OUT=${2:?usage: eval_heldo
 WEIGHTS=${3:-mpcnet-s256}
 SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 MPCNET=${MPCNET:-mpcnet}
+PRESET=${PRESET:-celeba-test}
 METRICS=psnr,ssim,grad_ratio,deg_dlib,lmd_dlib68
 mkdir -p "$OUT/gt"
 python3 - "$POOL" "$OUT/gt" <<'PY'
@@ -22,7 +24,7 @@ for row in csv.DictReader(open(pool / "manifest.csv")):
     if row["split"] == "heldout" and float(row["native_size"]) >= 512 and not target.exists():
         shutil.copyfile(pool / row["file"], target)
 PY
-[ -f "$OUT/lq/manifest.csv" ] || $MPCNET degrade "$OUT/gt" -o "$OUT/lq" --preset celeba-test --seed 0 --size 512 -q
+[ -f "$OUT/lq/manifest.csv" ] || $MPCNET degrade "$OUT/gt" -o "$OUT/lq" --preset "$PRESET" --seed 0 --size 512 -q
 $MPCNET eval --lq "$OUT/lq" --gt "$OUT/gt" --weights "$WEIGHTS" --metrics $METRICS -o "$OUT/model" --overwrite --json > "$OUT/model.json"
 $MPCNET eval --restored "$OUT/lq" --gt "$OUT/gt" --metrics $METRICS -o "$OUT/input" --overwrite --json > "$OUT/input.json"
 for set in cropped_faces gray_faces; do

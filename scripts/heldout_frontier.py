@@ -4,13 +4,17 @@
 
 Each OUT is a folder ``scripts/eval_heldout.sh`` wrote (one model checkpoint each); its label is the
 folder's name unless given as ``LABEL=OUT``. ``--baselines OUT`` adds two families of edits of that
-model's restored faces, each a curve from the model's point:
+model's restored faces, each a curve from the model's point, and one bound:
 * the cheapest way to buy detail, an unsharp mask ``out + a·(out − G_σ * out)`` (σ 1 and 2 px at
   512 px, a = 0.5 … 3): what a learned model's extra detail costs against a plain filter;
 * an oracle no model can be: the output's fine detail (``out − G_2 * out``) replaced, in proportion
   β = 0.5 and 1, by **the GT's own** fine detail moved by d px diagonally (d = 0, 1, 2, 4: 0, 1.4,
   2.8, 5.7 px; the models' landmark error is 4.5–4.9 px): what inventing the right texture costs
-  when the degraded input fixes its place only to within a few pixels.
+  when the degraded input fixes its place only to within a few pixels;
+* a bound from the input's sampling alone: each GT resized down by its face's r (``lq/manifest.csv``;
+  area) and back (bicubic), with no blur, noise or JPEG: the detail the input's pixels could carry
+  were eq. 1 a mere resize; what the GT has beyond it lies above the input's Nyquist frequency, and a
+  model must invent it.
 Plots detail (``grad_ratio``) against the gain in PSNR and in SSIM over the input, with the target
 box (PSNR ≥ input + 0.5 dB, SSIM ≥ input + 0.03, detail 0.75–1.25 of the GT's), and prints every
 point as a JSON line on stdout.
@@ -18,6 +22,7 @@ point as a JSON line on stdout.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from collections.abc import Callable
 from functools import partial
@@ -65,9 +70,14 @@ def oracle(out: np.ndarray, gt: np.ndarray, shift: int, beta: float) -> np.ndarr
 
 def edited_point(pairs: list[tuple[np.ndarray, np.ndarray]], edit: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict:
     """Mean PSNR, SSIM and detail against the GT of ``edit(out, gt)`` (float32, rounded to 8 bits)."""
+    return mean_scores([(edit(out.astype(np.float32), gt.astype(np.float32)), gt) for out, gt in pairs])
+
+
+def mean_scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Mean PSNR, SSIM and detail of float images (rounded to 8 bits) against their 8-bit GTs."""
     scores = {"psnr": [], "ssim": [], "detail": []}
-    for out, gt in pairs:
-        img = np.clip(edit(out.astype(np.float32), gt.astype(np.float32)), 0, 255).round().astype(np.uint8)
+    for img, gt in pairs:
+        img = np.clip(img, 0, 255).round().astype(np.uint8)
         for name, fn in (("psnr", psnr), ("ssim", ssim), ("detail", grad_ratio)):
             scores[name].append(fn(img, gt))
     return {name: float(np.mean(values)) for name, values in scores.items()}
@@ -75,7 +85,7 @@ def edited_point(pairs: list[tuple[np.ndarray, np.ndarray]], edit: Callable[[np.
 
 def baseline_points(label: str, out: Path) -> list[dict]:
     """The unsharp-mask and oracle edits of the restorations in ``out`` (module docstring), each a point
-    with its ``family`` (one curve in the plot)."""
+    with its ``family`` (one curve in the plot), then the sampling-limit point of its GTs."""
     gts = {path.stem: path for path in (out / "gt").iterdir()}
     pairs = [(load_bgr8(path), load_bgr8(gts[path.stem]))
              for path in sorted((out / "model" / "restored_imgs").iterdir()) if path.stem in gts]
@@ -89,7 +99,21 @@ def baseline_points(label: str, out: Path) -> list[dict]:
         for beta in ORACLE["beta"]:
             points.append({"family": f"oracle: the GT's fine detail moved {np.hypot(shift, shift):.1f} px, β {betas}",
                            "shift": shift, "beta": beta, **edited_point(pairs, partial(oracle, shift=shift, beta=beta))})
-    return points
+    return points + [sampling_limit_point(out)]
+
+
+def sampling_limit(gt: np.ndarray, scale: float) -> np.ndarray:
+    """``gt`` down by ``scale`` (area) and back up (bicubic): what a ↓r input can hold of it."""
+    small = max(1, round(gt.shape[1] / scale)), max(1, round(gt.shape[0] / scale))
+    return cv2.resize(cv2.resize(gt, small, interpolation=cv2.INTER_AREA), gt.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+
+
+def sampling_limit_point(out: Path) -> dict:
+    """Mean scores of every GT of ``out`` at its face's sampling limit (module docstring)."""
+    rows = list(csv.DictReader((out / "lq" / "manifest.csv").open()))
+    gts = [(load_bgr8(out / "gt" / row["input"]), float(row["scale"])) for row in rows]
+    return {"family": "the GT at the input's sampling rate (↓r ↑r, nothing else)", "limit": "sampling",
+            **mean_scores([(sampling_limit(gt.astype(np.float32), scale), gt) for gt, scale in gts])}
 
 
 def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path) -> None:
@@ -115,6 +139,9 @@ def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path)
                 curve = [base] + [p for p in baselines if p["family"] == family]
                 ax.plot([p[metric] - inp[metric] for p in curve], [p["detail"] for p in curve], style, marker=".",
                         color=plt.get_cmap(cmap)(0.45 + 0.5 * i / max(len(kin) - 1, 1)), label=family)
+        for p in (p for p in baselines if "limit" in p):
+            ax.scatter([p[metric] - inp[metric]], [p["detail"]], s=90, marker="*", color="goldenrod", zorder=3,
+                       label=p["family"])
         for r, marker in zip(runs, "ovD^<>pP*hX" * 3):
             ax.scatter([r[metric] - inp[metric]], [r["detail"]], s=36, marker=marker, zorder=3, label=r["label"])
         ax.set_xlim(lo, hi)
@@ -134,7 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="eval_heldout.sh folders, each OUT or LABEL=OUT")
     parser.add_argument("--baselines", metavar="[LABEL=]OUT",
-                        help="edit this folder's restorations: unsharp mask and the oracle (module docstring)")
+                        help="edit this folder's restorations (unsharp mask, the oracle) and bound its GTs by "
+                             "the input's sampling rate (module docstring)")
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/heldout_frontier.png"))
     args = parser.parse_args()
     runs = [run_point(*labelled(arg)) for arg in args.runs]

@@ -91,6 +91,10 @@ def test_presets():
     c = sample_params(rng, PRESETS["clean"])
     assert (c.kernel, c.scale, c.noise, c.jpeg_quality) == ("none", 1.0, 0.0, None)
     assert len([n for n in PRESETS if n.startswith("table5-")]) == 8
+    mild = [sample_params(np.random.default_rng(i), PRESETS["gfpgan-train"]) for i in range(200)]
+    assert {p.kernel for p in mild} == {"gaussian"} and all(0.1 <= p.sigma <= 10 and 1 <= p.scale <= 8
+                                                            and p.noise <= 20 and 60 <= p.jpeg_quality <= 100
+                                                            for p in mild)
 
 
 def test_ranges_are_options():

@@ -50,9 +50,11 @@ def test_frontier_script_plots_checkpoints_with_unsharp_mask_and_oracle_baseline
     """scripts/heldout_frontier.py on an eval_heldout.sh-shaped folder of two real held-out faces, whose
     "model" is a Gaussian blur (σ 2) of the GT and whose input a stronger one (σ 4): it reports the model's
     scores as eval measured them; the unsharp mask gives that blurry model more detail the harder it is
-    applied, at both σ; the oracle's GT detail raises PSNR in place and costs PSNR once moved 5.7 px."""
+    applied, at both σ; the oracle's GT detail raises PSNR in place and costs PSNR once moved 5.7 px; the
+    GT at the input's sampling rate (r 4 and 8, from the manifest) keeps less detail the larger r."""
     out = tmp_path / "blur2"
-    for name, face in heldout_faces(2).items():
+    faces = heldout_faces(2)
+    for name, face in faces.items():
         write_image(out / "gt" / name, face)
         write_image(out / "model" / "restored_imgs" / name, cv2.GaussianBlur(face, (0, 0), 2.0))
         write_image(out / "lq" / name, cv2.GaussianBlur(face, (0, 0), 4.0))
@@ -60,11 +62,17 @@ def test_frontier_script_plots_checkpoints_with_unsharp_mask_and_oracle_baseline
     model = score(out / "model" / "restored_imgs", out / "gt", metrics=metrics).metrics
     (out / "model.json").write_text(json.dumps({"metrics": model}))
     (out / "input.json").write_text(json.dumps({"metrics": score(out / "lq", out / "gt", metrics=metrics).metrics}))
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "heldout_frontier.py"), f"blur σ2={out}",
-                           "--baselines", str(out), "-o", str(tmp_path / "frontier.png")],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    points = [json.loads(line) for line in proc.stdout.splitlines()]
+    def frontier(scale: float) -> list[dict]:
+        (out / "lq" / "manifest.csv").write_text("output,input,scale\n" + "".join(f"{n},{n},{scale}\n" for n in faces))
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "heldout_frontier.py"), f"blur σ2={out}",
+                               "--baselines", str(out), "-o", str(tmp_path / "frontier.png")],
+                              capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return [json.loads(line) for line in proc.stdout.splitlines()]
+
+    limits = [next(p for p in frontier(scale) if "limit" in p) for scale in (8, 4)]
+    assert limits[0]["detail"] < limits[1]["detail"] < 1 and limits[0]["psnr"] < limits[1]["psnr"], limits
+    points = frontier(4)
     assert points[0] == {"label": "blur σ2", "psnr": model["psnr"], "ssim": model["ssim"], "detail": model["grad_ratio"]}
     for sigma in (1.0, 2.0):
         curve = [p["detail"] for p in points if p.get("sigma") == sigma]

@@ -3,6 +3,7 @@ kill -9, DDP runs with gloo on CPU, the AMP path works. Small nets at 32–64 px
 from __future__ import annotations
 
 import copy
+import json
 import os
 import select
 import signal
@@ -434,3 +435,37 @@ def test_face_dataset_folder_and_lmdb_give_the_same_reproducible_pairs(faces64, 
         assert not torch.equal(a["lq"], a["gt"])
     folder.set_epoch(1)
     assert folder[0]["degradation"] != lmdb[0]["degradation"]  # a new epoch draws a new degradation
+
+
+def test_face_dataset_draws_each_range_set_of_a_mixture_as_often_as_weighted(faces64):
+    """``degradation_mix`` (the eighth sitting's run: the paper's ranges and GFPGAN's milder ones): each
+    sample draws one set with probability ∝ weight, reproducibly; a single set keeps the old draws."""
+    from mpcnet.data.face_degraded_dataset import FaceDegradedDataset
+
+    paper = {"scale": [4.0, 8.0]}
+    mild = {"kernels": "gaussian", "gaussian_sigma": [0.1, 1.0], "scale": [1.0, 2.0], "noise": None}
+    ds = FaceDegradedDataset({**face_set(faces64), "seed": 3, "degradation_mix": [
+        {"weight": 3, "ranges": paper}, {"weight": 1, "ranges": mild}]})
+    draws = []
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        draws += [json.loads(ds[i]["degradation"]) for i in range(len(ds))]
+    mild_draws = [d for d in draws if d["scale"] <= 2.0]
+    assert all(d["kernel"] == "gaussian" and d["noise"] == 0 for d in mild_draws)
+    assert all(d["scale"] >= 4.0 for d in draws if d not in mild_draws)
+    assert 0.15 < len(mild_draws) / len(draws) < 0.35  # 1 in 4 of 128 draws
+    assert json.loads(ds[0]["degradation"]) == draws[-len(ds)]  # (seed, epoch, index) fixes the draw
+    # the milder set keeps more of the GT than the paper's set (L1 of LQ to GT)
+    errs = {True: [], False: []}
+    for i in range(len(ds)):
+        item = ds[i]
+        errs[json.loads(item["degradation"])["scale"] <= 2.0].append((item["lq"] - item["gt"]).abs().mean().item())
+    assert errs[True] and errs[False] and max(errs[True]) < min(errs[False])
+    single = FaceDegradedDataset({**face_set(faces64), "seed": 3, "degradation": paper})
+    alone = FaceDegradedDataset({**face_set(faces64), "seed": 3, "degradation_mix": [{"weight": 1, "ranges": paper}]})
+    assert single[5]["degradation"] == alone[5]["degradation"]
+    for bad in ({"degradation_mix": [{"weight": 1}]}, {"degradation_mix": [{"weight": -1, "ranges": paper}]},
+                {"degradation_mix": [{"weight": 1, "ranges": {"scale": [0, 2]}}]},
+                {"degradation": paper, "degradation_mix": [{"weight": 1, "ranges": paper}]}):
+        with pytest.raises(ValueError):
+            FaceDegradedDataset({**face_set(faces64), **bad})

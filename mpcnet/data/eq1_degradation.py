@@ -313,6 +313,11 @@ PRESETS: dict[str, dict] = {
     # Table 5: noise-free CelebA-Test with one fixed blur kernel.
     **{f"table5-{name}": _fixed(PAPER_RANGES, noise=0.0, **k)
        for name, k in TABLE5_KERNELS.items()},
+    # Not the paper's: GFPGAN's training ranges (options/train_gfpgan_v1.yml: Gaussian σ 0.1–10,
+    # ↓ 0.8–8, noise 0–20, JPEG 60–100; r < 1 left out, our ↓r only shrinks), a milder, real-photo-like
+    # set on which to check that a model keeps what its input already has ("do no harm").
+    "gfpgan-train": _fixed(PAPER_RANGES, kernels="gaussian", gaussian_sigma=[0.1, 10.0], scale=[1.0, 8.0],
+                           noise=[0.0, 20.0], jpeg_quality=[60, 100]),
     # Table 6: CelebA-Test with the noise level fixed.
     **{f"table6-noise{n}": _fixed(PAPER_RANGES, noise=float(n))
        for n in (0, 5, 10, 15, 20, 25)},

@@ -11,7 +11,7 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from mpcnet.data.eq1_degradation import PAPER_RANGES, degrade
+from mpcnet.data.eq1_degradation import PAPER_RANGES, check_ranges, degrade
 from mpcnet.utils.image_io import IMAGE_EXTS
 
 
@@ -32,6 +32,35 @@ def gt_paths(opt: dict) -> list[str]:
     return sorted(p for p in paths_from_folder(root) if p.lower().endswith(IMAGE_EXTS))
 
 
+class RangeMixture:
+    """Ranges of eq. 1 and how often each is drawn (one entry: always the same ranges)."""
+
+    def __init__(self, ranges: list[dict], weights: list[float]):
+        for r in ranges:
+            check_ranges(r)
+        if len(ranges) != len(weights) or not ranges or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("degradation_mix needs one weight ≥ 0 per entry and a positive sum")
+        self.ranges = [{**PAPER_RANGES, **r} for r in ranges]
+        self.cumulative = np.cumsum(weights) / sum(weights)
+
+    def draw(self, rng: np.random.Generator) -> dict:
+        if len(self.ranges) == 1:  # no extra draw: single-range runs keep their random streams
+            return self.ranges[0]
+        return self.ranges[min(int(np.searchsorted(self.cumulative, rng.random(), side="right")), len(self.ranges) - 1)]
+
+
+def mixture(opt: dict) -> RangeMixture:
+    """The dataset's ``degradation`` (one mapping) or ``degradation_mix`` (``[{weight, ranges}, …]``)."""
+    mix = opt.get("degradation_mix")
+    if mix is None:
+        return RangeMixture([opt.get("degradation") or {}], [1.0])
+    if opt.get("degradation") is not None:
+        raise ValueError("give either degradation or degradation_mix, not both")
+    if not isinstance(mix, list) or not all(isinstance(m, dict) and set(m) == {"weight", "ranges"} for m in mix):
+        raise ValueError("degradation_mix must be a list of {weight: W, ranges: {...}} entries")
+    return RangeMixture([m["ranges"] or {} for m in mix], [float(m["weight"]) for m in mix])
+
+
 def read_resized(file_client: FileClient, path: str, size: int) -> np.ndarray:
     """float32 BGR [0, 1] image resized (area) to size×size."""
     raw = file_client.get(path, "default") if file_client.backend == "lmdb" else file_client.get(path)
@@ -47,6 +76,8 @@ class FaceDegradedDataset(data.Dataset):
 
     Options: ``dataroot_gt``, ``io_backend`` (disk | lmdb), ``meta_info_file`` (optional list),
     ``gt_size``, ``use_hflip``, ``degradation`` (overrides of eq. 1's ranges, default the paper's),
+    ``degradation_mix`` (instead of ``degradation``: a list of ``{weight, ranges}``; each sample draws
+    one of them with probability ∝ weight, e.g. the paper's ranges and milder, real-photo-like ones),
     ``seed``, ``synthesize_lq`` (false: ``gt`` only). Tensors are RGB normalised to [-1, 1]; ``degradation`` is the JSON of the drawn params.
     Set ``epoch`` (``set_epoch``) so every epoch draws new degradations yet stays reproducible.
     """
@@ -61,7 +92,7 @@ class FaceDegradedDataset(data.Dataset):
         if not self.paths:
             raise ValueError(f"no images found for dataroot_gt {opt['dataroot_gt']}")
         self.gt_size = int(opt["gt_size"])
-        self.ranges = {**PAPER_RANGES, **(opt.get("degradation") or {})}
+        self.mix = mixture(opt)
         self.seed = int(opt.get("seed", 0))
         self.epoch = 0
         self.file_client = None
@@ -82,7 +113,7 @@ class FaceDegradedDataset(data.Dataset):
             gt = np.ascontiguousarray(gt[:, ::-1])
         if not self.opt.get("synthesize_lq", True):  # HQ only (StyleGAN2 prior training)
             return {"gt": img2tensor(gt, bgr2rgb=True, float32=True) * 2 - 1, "gt_path": self.paths[index]}
-        lq, params = degrade(gt, rng, ranges=self.ranges, out_size=self.gt_size)
+        lq, params = degrade(gt, rng, ranges=self.mix.draw(rng), out_size=self.gt_size)
         lq, gt = img2tensor([np.clip(lq, 0, 1), gt], bgr2rgb=True, float32=True)
         return {"lq": lq * 2 - 1, "gt": gt * 2 - 1, "gt_path": self.paths[index],
                 "degradation": json.dumps(params.to_dict())}

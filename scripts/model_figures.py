@@ -1,6 +1,6 @@
 """Picture grids of a model's restorations for README and the model card (issue 12, "shown, not claimed").
 
-    python scripts/model_figures.py HELDOUT_OUT DOCS [--weights NAME|PATH]
+    python scripts/model_figures.py HELDOUT_OUT DOCS [--weights NAME|PATH] [--mild MILD_OUT]
 
 HELDOUT_OUT is the folder ``scripts/eval_heldout.sh`` wrote. Writes three JPEGs to DOCS:
 * ``heldout_grid.jpg``: held-out faces, LQ input (eq. 1, bicubic-upsampled: what the network sees) |
@@ -8,7 +8,9 @@ HELDOUT_OUT is the folder ``scripts/eval_heldout.sh`` wrote. Writes three JPEGs 
 * ``real_faces_grid.jpg``: real low-quality aligned faces without GT (CodeFormer's cropped and gray
   faces, the Solvay 1927 crops among them), input | the model;
 * ``solvay_crop.jpg``: the 1927 Solvay photo restored at × 2 (``mpcnet restore``) beside a plain
-  Lanczos × 2 of the same crop.
+  Lanczos × 2 of the same crop;
+* with ``--mild``, ``heldout_mild_grid.jpg``: the same held-out faces from MILD_OUT, the folder
+  ``PRESET=gfpgan-train scripts/eval_heldout.sh`` wrote (GFPGAN's milder ranges): LQ | the model | GT.
 """
 from __future__ import annotations
 
@@ -52,14 +54,20 @@ def main() -> None:
     parser.add_argument("docs", type=Path)
     parser.add_argument("--weights", default="mpcnet-s256")
     parser.add_argument("--rows", type=int, default=6)
+    parser.add_argument("--mild", type=Path, help="an eval_heldout.sh folder scored with PRESET=gfpgan-train")
     args = parser.parse_args()
     args.docs.mkdir(parents=True, exist_ok=True)
     quality = [cv2.IMWRITE_JPEG_QUALITY, 88]
 
-    restored = args.heldout / "model" / "restored_imgs"
-    names = sorted(p.name for p in restored.glob("*.png"))[::3][:args.rows]
-    rows = [[read(args.heldout / "lq" / n), read(restored / n), read(args.heldout / "gt" / n)] for n in names]
-    cv2.imwrite(str(args.docs / "heldout_grid.jpg"), grid(rows, ["LQ input", "mpcnet", "GT"]), quality)
+    written = []
+    for folder, name in ((args.heldout, "heldout_grid.jpg"), (args.mild, "heldout_mild_grid.jpg")):
+        if folder is None:
+            continue
+        restored = folder / "model" / "restored_imgs"
+        names = sorted(p.name for p in restored.glob("*.png"))[::3][:args.rows]
+        rows = [[read(folder / "lq" / n), read(restored / n), read(folder / "gt" / n)] for n in names]
+        cv2.imwrite(str(args.docs / name), grid(rows, ["LQ input", "mpcnet", "GT"]), quality)
+        written.append(name)
 
     rows = []
     for folder, picks in (("cropped_faces", ("0143.png", "0368.png", "Solvay_conference_1927_0018.png")),
@@ -80,7 +88,7 @@ def main() -> None:
     y, x, h, w = 120, 560, 300, 520  # the front rows, at × 2
     crop = [label(img[y:y + h, x:x + w], text) for img, text in ((lanczos, "Lanczos x2"), (ours, "mpcnet x2"))]
     cv2.imwrite(str(args.docs / "solvay_crop.jpg"), np.vstack(crop), quality)
-    print("\n".join(str(args.docs / n) for n in ("heldout_grid.jpg", "real_faces_grid.jpg", "solvay_crop.jpg")))
+    print("\n".join(str(args.docs / n) for n in written + ["real_faces_grid.jpg", "solvay_crop.jpg"]))
 
 
 if __name__ == "__main__":

@@ -86,8 +86,8 @@ def mean_scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
 def baseline_points(label: str, out: Path) -> list[dict]:
     """The unsharp-mask and oracle edits of the restorations in ``out`` (module docstring), each a point
     with its ``family`` (one curve in the plot), then the sampling-limit point of its GTs."""
-    gts = {path.stem: path for path in (out / "gt").iterdir()}
-    pairs = [(load_bgr8(path), load_bgr8(gts[path.stem]))
+    gts = {path.stem: load_bgr8(path) for path in (out / "gt").iterdir()}
+    pairs = [(load_bgr8(path), gts[path.stem])
              for path in sorted((out / "model" / "restored_imgs").iterdir()) if path.stem in gts]
     amounts, betas = (", ".join(f"{v:g}" for v in grid[key]) for grid, key in ((UNSHARP, "amount"), (ORACLE, "beta")))
     points = []
@@ -99,7 +99,7 @@ def baseline_points(label: str, out: Path) -> list[dict]:
         for beta in ORACLE["beta"]:
             points.append({"family": f"oracle: the GT's fine detail moved {np.hypot(shift, shift):.1f} px, β {betas}",
                            "shift": shift, "beta": beta, **edited_point(pairs, partial(oracle, shift=shift, beta=beta))})
-    return points + [sampling_limit_point(out)]
+    return points + [sampling_limit_point(out, gts)]
 
 
 def sampling_limit(gt: np.ndarray, scale: float) -> np.ndarray:
@@ -108,12 +108,13 @@ def sampling_limit(gt: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(cv2.resize(gt, small, interpolation=cv2.INTER_AREA), gt.shape[1::-1], interpolation=cv2.INTER_CUBIC)
 
 
-def sampling_limit_point(out: Path) -> dict:
-    """Mean scores of every GT of ``out`` at its face's sampling limit (module docstring)."""
-    rows = list(csv.DictReader((out / "lq" / "manifest.csv").open()))
-    gts = [(load_bgr8(out / "gt" / row["input"]), float(row["scale"])) for row in rows]
+def sampling_limit_point(out: Path, gts: dict[str, np.ndarray]) -> dict:
+    """Mean scores of every GT (``gts``: the GTs of ``out`` by name stem) at its face's sampling limit, r
+    from ``out``'s LQ manifest (module docstring)."""
+    scales = [(gts[Path(row["input"]).stem], float(row["scale"]))
+              for row in csv.DictReader((out / "lq" / "manifest.csv").open())]
     return {"family": "the GT at the input's sampling rate (↓r ↑r, nothing else)", "limit": "sampling",
-            **mean_scores([(sampling_limit(gt.astype(np.float32), scale), gt) for gt, scale in gts])}
+            **mean_scores([(sampling_limit(gt.astype(np.float32), scale), gt) for gt, scale in scales])}
 
 
 def plot(runs: list[dict], baselines: list[dict], base: dict | None, path: Path) -> None:

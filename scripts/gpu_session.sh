@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of the developers' guide in one run, for a lent CUDA machine; nothing in the toolkit,
-# its tests or CI depends on it (README, "GPU figures", has what it measured).
+# its tests or CI depends on it (README, "Where the numbers come from", says what it measured).
 #   bash scripts/gpu_session.sh pack           # here: .gpu/ (git-ignored) with what that machine lacks
 #   bash scripts/gpu_session.sh run OUT        # there, with .gpu carried: results under OUT
 # 'pack' needs the toolkit's environment, ../shared and a face pool with labels (make pool). 'run' needs

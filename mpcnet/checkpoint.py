@@ -52,6 +52,19 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
     write_bytes_atomic(Path(path), buffer.getvalue())
 
 
+def release_checkpoint(src: str | Path, dst: str | Path, meta: dict) -> int:
+    """Write the training checkpoint ``src`` as a model file to ship: its network weights (EMA
+    preferred, :func:`state_dict_of`) stored as fp16 (they load into fp32 networks), the architecture
+    it records and ``meta`` (name, iteration, note). Returns the number of values stored."""
+    ckpt = load_checkpoint(src)
+    if "arch" not in ckpt:
+        raise CheckpointError(f"{src} does not record its architecture ('arch'), so no model file can be made of it")
+    params = {k: v.half() if v.is_floating_point() else v for k, v in state_dict_of(ckpt).items()}
+    save_checkpoint({"params": params, "arch": ckpt["arch"],
+                     "meta": {**meta, "storage": "fp16 parameters (loaded into fp32)"}}, dst)
+    return sum(v.numel() for v in params.values())
+
+
 def state_dict_of(ckpt: dict) -> dict:
     """The network weights in a checkpoint (EMA preferred, as BasicSR saves them)."""
     for key in ("params_ema", "params"):

@@ -100,13 +100,8 @@ run() {
     timeout $((STAGE3_SECONDS + 60)) $m train -opt options/gpu/mpcnet_pool512.yml --set train.total_iter=$n \
         --set val.val_freq=$n --set logger.save_checkpoint_freq=$n > /tmp/stage3.txt 2>&1 || tail -4 /tmp/stage3.txt
     cp experiments/mpcnet_pool512/train_*.log "$out/mpcnet_pool512.log"
-    python3 - experiments/mpcnet_pool512/models/net_g_latest.pth "$out/mpcnet_pool512.pth" <<'EOF'
-import sys
-from mpcnet.checkpoint import load_checkpoint, save_checkpoint
-c = load_checkpoint(sys.argv[1])
-params = {k: (v.half() if v.is_floating_point() else v) for k, v in c["params_ema"].items()}
-save_checkpoint({"params": params, "arch": c["arch"], "meta": {"name": "mpcnet_pool512", "storage": "fp16"}}, sys.argv[2])
-EOF
+    python3 scripts/release_weights.py experiments/mpcnet_pool512/models/net_g_latest.pth "$out/mpcnet_pool512.pth" \
+        --name mpcnet_pool512 --iter "$n" --note "options/gpu/mpcnet_pool512.yml, $n iterations on a GPU (EMA weights)"
     echo "== 4. benchmark restore (bundled default) against GFPGANer"
     timeout 90 $m benchmark restore .gpu/photos --device cuda --against gfpgan --rounds 3 --md "$out/bench_restore.md"
     timeout 60 $m benchmark restore .gpu/photos --device cuda --amp --rounds 3 --md "$out/bench_restore_amp.md"

@@ -17,6 +17,7 @@ from mpcnet.checkpoint import (
     load_checkpoint,
     load_error_detail,
     load_model_file,
+    release_checkpoint,
     save_checkpoint,
     state_dict_of,
 )
@@ -52,6 +53,28 @@ def test_network_from_checkpoint_rebuilds_the_recorded_architecture(tmp_path):
         network_from_checkpoint({"params": {}, "arch": net.arch_config})
     with pytest.raises(CheckpointError, match="records a MPCNet this version of mpcnet cannot build"):
         network_from_checkpoint({"params": net.state_dict(), "arch": {**net.arch_config, "use_quantum_prior": True}})
+
+
+def test_release_checkpoint_ships_the_ema_weights_in_fp16_with_arch_and_meta(tmp_path):
+    torch.manual_seed(0)
+    net, ema = MPCNet(**SMALL64).eval(), MPCNet(**SMALL64).eval()
+    save_checkpoint({"params": net.state_dict(), "params_ema": ema.state_dict(), "arch": net.arch_config},
+                    tmp_path / "net_g_800.pth")
+    values = release_checkpoint(tmp_path / "net_g_800.pth", tmp_path / "ship.pth", {"name": "m", "iter": 800})
+    shipped = load_checkpoint(tmp_path / "ship.pth")
+    assert set(shipped) == {"params", "arch", "meta"} and shipped["meta"]["iter"] == 800
+    assert values == sum(v.numel() for v in ema.state_dict().values())
+    assert {v.dtype for v in shipped["params"].values() if v.is_floating_point()} == {torch.float16}
+    rebuilt = network_from_checkpoint(shipped)  # fp16 values load into the fp32 network: the EMA's outputs
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        out, out_ema, out_raw = rebuilt(x), ema(x), net(x)
+    assert (out - out_ema).abs().max() < 0.02 < (out - out_raw).abs().max()
+    assert (tmp_path / "ship.pth").stat().st_size < 0.6 * (tmp_path / "net_g_800.pth").stat().st_size / 2
+    save_checkpoint({"params": net.state_dict()}, tmp_path / "bare.pth")
+    with pytest.raises(CheckpointError, match="does not record its architecture"):
+        release_checkpoint(tmp_path / "bare.pth", tmp_path / "no.pth", {})
+    assert not (tmp_path / "no.pth").exists()
 
 
 def test_load_model_file_by_name_or_path_and_into_a_module(tmp_path):

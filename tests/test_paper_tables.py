@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import DATA, REPO
+from conftest import DATA, REPO, SHARED, SHARED_WEIGHTS
 from typer.testing import CliRunner
 
 from mpcnet.evaluate import EvalError, resolve_dataset
@@ -215,6 +215,46 @@ def test_every_shell_script_is_run_here():
     source = Path(__file__).read_text()
     for sh in sorted((REPO / "scripts").glob("*.sh")):
         assert sh.name == "setup.sh" or f'"{sh.name}"' in source, f"{sh.name} is run by no test"
+
+
+def test_gpu_session_pack_gathers_what_the_gpu_machine_lacks(tmp_path):
+    """`scripts/gpu_session.sh pack` (its `run` needs a CUDA machine): basicsr/facexlib/gfpgan, restore's
+    detector file, the demo photos, and the face pool as JPEG with its lists and pseudo labels renamed to
+    match; a bad verb exits 2 and writes nothing."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "gpu_session.sh", repo / "scripts")
+    (tmp_path / "shared").symlink_to(SHARED)  # the script reads ../shared, as beside a checkout
+    pool, src = repo / "pool", DATA / "codeformer-inputs" / "cropped_faces"
+    (pool / "faces").mkdir(parents=True)
+    (pool / "labels").mkdir()
+    for name in ("0143.png", "0240.png", "0342.png"):
+        shutil.copy(src / name, pool / "faces" / name)
+    (pool / "train.txt").write_text("faces/0143.png\nfaces/0240.png\n")
+    (pool / "val.txt").write_text("faces/0342.png\n")
+    cv2.imwrite(str(pool / "labels" / "0240.png"), np.full((64, 64), 3, np.uint8))
+    (pool / "labels" / "labels.csv").write_text("face,method,ok\nfaces/0240.png,hog,1\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+           "POOL": "pool"}
+    bad = subprocess.run(["bash", "scripts/gpu_session.sh", "fly"], cwd=repo, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr and not (repo / ".gpu").exists()
+    out = subprocess.run(["bash", "scripts/gpu_session.sh", "pack"], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    gpu = repo / ".gpu"
+    assert all((gpu / "site" / p / "__init__.py").is_file() for p in ("basicsr", "facexlib", "gfpgan"))
+    detector = "retinaface_mobilenet0.25_Final.pth"
+    assert (gpu / "weights" / detector).read_bytes() == (SHARED_WEIGHTS / detector).read_bytes()
+    photos = DATA / "codeformer-inputs" / "whole_imgs"
+    assert sorted(p.name for p in (gpu / "photos").iterdir()) == sorted(p.name for p in photos.iterdir())
+    assert (gpu / "pool" / "train.txt").read_text().split() == ["faces/0143.jpg", "faces/0240.jpg"]
+    assert (gpu / "pool" / "val.txt").read_text().split() == ["faces/0342.jpg"]
+    for name in ("0143", "0240", "0342"):
+        jpg, png = cv2.imread(str(gpu / "pool" / "faces" / f"{name}.jpg")), cv2.imread(str(src / f"{name}.png"))
+        assert jpg.shape == png.shape and cv2.PSNR(jpg, png) > 35
+    with open(gpu / "pool" / "labels" / "labels.csv", newline="") as f:
+        assert list(csv.DictReader(f)) == [{"face": "faces/0240.jpg", "method": "hog", "ok": "1"}]
+    assert (gpu / "pool" / "labels" / "0240.png").read_bytes() == (pool / "labels" / "0240.png").read_bytes()
 
 
 def test_train_tiny_and_set_are_checked_before_any_stage(tmp_path):

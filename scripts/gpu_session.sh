@@ -26,26 +26,24 @@ pack() {
     cp ../shared/weights/retinaface_mobilenet0.25_Final.pth .gpu/weights/
     cp ../shared/data/codeformer-inputs/whole_imgs/* .gpu/photos/
     python - "$POOL" .gpu/pool <<'EOF'
-import csv, sys
+import sys
 from pathlib import Path
 import cv2
-from mpcnet.data.pool_labels import LABELS_DIR, TABLE_NAME, label_path, pool_faces, read_table
+from mpcnet.data.pool_labels import LABELS_DIR, label_path, pool_faces, read_table, write_table
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 (dst / "faces").mkdir(parents=True); (dst / LABELS_DIR).mkdir()
 jpg = lambda face: str(Path(face).with_suffix(".jpg"))
-table = read_table(src)
-rows = []
+table, labels = read_table(src), {}
 for split in ("train", "val"):
     faces = pool_faces(src, split)
     for face in faces:
         cv2.imwrite(str(dst / jpg(face)), cv2.imread(str(src / face)), [cv2.IMWRITE_JPEG_QUALITY, 95])
         if face in table and label_path(src, face).is_file():
             (dst / LABELS_DIR / label_path(src, face).name).write_bytes(label_path(src, face).read_bytes())
-            rows.append({"face": jpg(face), "method": table[face]["method"], "ok": int(table[face]["ok"])})
+            labels[jpg(face)] = table[face]
     (dst / f"{split}.txt").write_text("".join(jpg(f) + "\n" for f in faces))
-with open(dst / LABELS_DIR / TABLE_NAME, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=["face", "method", "ok"]); w.writeheader(); w.writerows(rows)
-print(f"{dst}: {sum(1 for _ in (dst / 'faces').iterdir())} faces, {len(rows)} labels")
+write_table(dst, labels, list(labels))
+print(f"{dst}: {sum(1 for _ in (dst / 'faces').iterdir())} faces, {len(labels)} labels")
 EOF
     du -sh .gpu
 }

@@ -51,6 +51,18 @@ def read_table(pool: str | Path) -> dict[str, dict]:
         return {row["face"]: {"method": row["method"], "ok": row["ok"] == "1"} for row in csv.DictReader(f)}
 
 
+def write_table(pool: str | Path, table: dict[str, dict], faces: list[str]) -> None:
+    """``labels.csv`` (atomically): the rows of ``table`` ({face: {"method": str, "ok": bool}}, as
+    :func:`read_table` returns it) for ``faces``, in their order."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TABLE_COLUMNS)
+    for face in faces:
+        if face in table:
+            writer.writerow([face, table[face]["method"], int(table[face]["ok"])])
+    write_bytes_atomic(Path(pool) / LABELS_DIR / TABLE_NAME, out.getvalue().encode())
+
+
 def labelled_faces(pool: str | Path, split: str | None = None) -> list[str]:
     """The faces of ``split`` whose landmarks were trusted and whose label map exists."""
     table = read_table(pool)
@@ -117,10 +129,4 @@ class PoolLabelRun:
         return FaceLabel(face, "written", found.method)
 
     def _save_table(self) -> None:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(TABLE_COLUMNS)
-        for face in self.faces:
-            if face in self.table:
-                writer.writerow([face, self.table[face]["method"], int(self.table[face]["ok"])])
-        write_bytes_atomic(self.pool / LABELS_DIR / TABLE_NAME, out.getvalue().encode())
+        write_table(self.pool, self.table, self.faces)

@@ -5,7 +5,8 @@
 # LQ: eq. 1 at the CelebA-Test ranges, seed 0 (mpcnet degrade --preset celeba-test); PRESET=gfpgan-train
 # scores the same faces at GFPGAN's milder training ranges instead ("do no harm" on better inputs).
 # Rows: the model (restore --aligned at the input's size, through mpcnet eval) and the input itself,
-# on PSNR, SSIM, detail (grad_ratio), dlib identity angle and 68-landmark distance; then NIQE on the
+# on PSNR, SSIM, detail (grad_ratio), dlib identity angle and 68-landmark distance, and how many faces
+# the model leaves worse than its input (PSNR, identity); then NIQE on the
 # real low-quality aligned faces of ../shared/data (codeformer-inputs/cropped_faces, gray_faces).
 set -euo pipefail
 POOL=${1:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}; OUT=${2:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}
@@ -40,6 +41,13 @@ model, inp = m("model"), m("input")
 print(f"{'':8} {'PSNR':>7} {'SSIM':>7} {'detail':>7} {'deg_dlib':>9} {'LMD':>6}")
 for label, r in (("input", inp), ("model", model)):
     print(f"{label:8} {r['psnr']:7.3f} {r['ssim']:7.4f} {r['grad_ratio']:7.3f} {r['deg_dlib']:9.2f} {r['lmd_dlib68']:6.2f}")
+# "do no harm", face by face: how many the model leaves further from their GT than its input was
+per = lambda name: json.load(open(out / name / "metrics.json"))["per_image"]
+pm, pi = per("model"), per("input")
+both = {k: [f for f in pm if pm[f].get(k) is not None and pi.get(f, {}).get(k) is not None] for k in ("psnr", "deg_dlib")}
+worse = {k: sum((pm[f][k] < pi[f][k]) if k == "psnr" else (pm[f][k] > pi[f][k]) for f in fs) for k, fs in both.items()}
+print(f"faces worse than their input: PSNR {worse['psnr']}/{len(both['psnr'])}, "
+      f"identity {worse['deg_dlib']}/{len(both['deg_dlib'])}")
 for s in ("cropped_faces", "gray_faces"):
     print(f"NIQE {s}: input {m(f'niqe-{s}-input')['niqe']:.3f}, model {m(f'niqe-{s}-model')['niqe']:.3f}")
 PY

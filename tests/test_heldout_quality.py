@@ -70,9 +70,10 @@ def test_frontier_script_plots_checkpoints_with_unsharp_mask_and_oracle_baseline
         assert proc.returncode == 0, proc.stderr[-3000:]
         return [json.loads(line) for line in proc.stdout.splitlines()]
 
-    limits = [next(p for p in frontier(scale) if "limit" in p) for scale in (8, 4)]
+    runs = {scale: frontier(scale) for scale in (8, 4)}
+    limits = [next(p for p in runs[scale] if "limit" in p) for scale in (8, 4)]
     assert limits[0]["detail"] < limits[1]["detail"] < 1 and limits[0]["psnr"] < limits[1]["psnr"], limits
-    points = frontier(4)
+    points = runs[4]
     assert points[0] == {"label": "blur σ2", "psnr": model["psnr"], "ssim": model["ssim"], "detail": model["grad_ratio"]}
     for sigma in (1.0, 2.0):
         curve = [p["detail"] for p in points if p.get("sigma") == sigma]

@@ -207,7 +207,11 @@ def test_eval_heldout_script_scores_a_model_on_a_pools_held_out_faces(tiny_weigh
     assert model["images"] == 2 and finite_in(model["metrics"]["psnr"], 5, 60)
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["PSNR", "SSIM", "detail", "deg_dlib", "LMD"] and lines[1].startswith("input")
-    assert lines[3].startswith("NIQE cropped_faces: input ") and lines[4].startswith("NIQE gray_faces: input ")
+    per = {name: json.loads((tmp_path / "out" / name / "metrics.json").read_text())["per_image"]
+           for name in ("model", "input")}
+    worse = sum(per["model"][f]["psnr"] < per["input"][f]["psnr"] for f in per["model"])
+    assert lines[3].startswith(f"faces worse than their input: PSNR {worse}/2, identity ")
+    assert lines[4].startswith("NIQE cropped_faces: input ") and lines[5].startswith("NIQE gray_faces: input ")
 
 
 def test_every_shell_script_is_run_here():

@@ -6,7 +6,7 @@
 # scores the same faces at GFPGAN's milder training ranges instead ("do no harm" on better inputs).
 # Rows: the model (restore --aligned at the input's size, through mpcnet eval) and the input itself,
 # on PSNR, SSIM, detail (grad_ratio), dlib identity angle and 68-landmark distance, and how many faces
-# the model leaves worse than its input (PSNR, identity); then NIQE on the
+# the model leaves worse than its input (PSNR, identity) and its change on the 8 best inputs; then NIQE on the
 # real low-quality aligned faces of ../shared/data (codeformer-inputs/cropped_faces, gray_faces).
 set -euo pipefail
 POOL=${1:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}; OUT=${2:?usage: eval_heldout.sh POOL OUT [WEIGHTS]}
@@ -48,6 +48,12 @@ both = {k: [f for f in pm if pm[f].get(k) is not None and pi.get(f, {}).get(k) i
 worse = {k: sum((pm[f][k] < pi[f][k]) if k == "psnr" else (pm[f][k] > pi[f][k]) for f in fs) for k, fs in both.items()}
 print(f"faces worse than their input: PSNR {worse['psnr']}/{len(both['psnr'])}, "
       f"identity {worse['deg_dlib']}/{len(both['deg_dlib'])}")
+# and what it does to the faces that needed it least: the 8 with the best inputs (by PSNR)
+best = sorted(both["psnr"], key=lambda f: -pi[f]["psnr"])[:8]
+change = {k: sum(pm[f][k] - pi[f][k] for f in best if f in both[k]) / max(1, sum(f in both[k] for f in best))
+          for k in ("psnr", "deg_dlib")}
+print(f"the {len(best)} best inputs, model minus input: PSNR {change['psnr']:+.2f} dB, "
+      f"identity {change['deg_dlib']:+.2f} degrees")
 for s in ("cropped_faces", "gray_faces"):
     print(f"NIQE {s}: input {m(f'niqe-{s}-input')['niqe']:.3f}, model {m(f'niqe-{s}-model')['niqe']:.3f}")
 PY

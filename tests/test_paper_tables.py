@@ -211,7 +211,9 @@ def test_eval_heldout_script_scores_a_model_on_a_pools_held_out_faces(tiny_weigh
            for name in ("model", "input")}
     worse = sum(per["model"][f]["psnr"] < per["input"][f]["psnr"] for f in per["model"])
     assert lines[3].startswith(f"faces worse than their input: PSNR {worse}/2, identity ")
-    assert lines[4].startswith("NIQE cropped_faces: input ") and lines[5].startswith("NIQE gray_faces: input ")
+    change = sum(per["model"][f]["psnr"] - per["input"][f]["psnr"] for f in per["model"]) / 2  # both are the best
+    assert lines[4].startswith(f"the 2 best inputs, model minus input: PSNR {change:+.2f} dB, identity ")
+    assert lines[5].startswith("NIQE cropped_faces: input ") and lines[6].startswith("NIQE gray_faces: input ")
 
 
 def test_every_shell_script_is_run_here():

@@ -1,6 +1,7 @@
 # The two commands README promises on a fresh machine:
 #   make demo   set up .venv and restore the bundled sample photos with the bundled model
 #   make test   set up .venv (with test extras), run ruff (pyproject.toml's [tool.ruff]), then the whole test suite
+#               on one pytest-xdist worker per core, each test file on one worker (tests/conftest.py: one thread each)
 #   make pool   build the training face pool from ../shared/data into $(POOL) (scripts/build_face_pool.py)
 #   make labels pseudo parsing labels for the faces of the pool in $(POOL) (scripts/make_parsing_labels.py)
 #   make mutation  mutmut on the core modules against their fast tests, then the kill rate per module
@@ -20,7 +21,7 @@ demo: setup
 test:
 	bash scripts/setup.sh test
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile
 
 mutation:
 	bash scripts/setup.sh test

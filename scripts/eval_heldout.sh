@@ -50,10 +50,10 @@ print(f"faces worse than their input: PSNR {worse['psnr']}/{len(both['psnr'])}, 
       f"identity {worse['deg_dlib']}/{len(both['deg_dlib'])}")
 # and what it does to the faces that needed it least: the 8 with the best inputs (by PSNR)
 best = sorted(both["psnr"], key=lambda f: -pi[f]["psnr"])[:8]
-change = {k: sum(pm[f][k] - pi[f][k] for f in best if f in both[k]) / max(1, sum(f in both[k] for f in best))
-          for k in ("psnr", "deg_dlib")}
-print(f"the {len(best)} best inputs, model minus input: PSNR {change['psnr']:+.2f} dB, "
-      f"identity {change['deg_dlib']:+.2f} degrees")
+diffs = {k: [pm[f][k] - pi[f][k] for f in best if f in both[k]] for k in ("psnr", "deg_dlib")}
+change = {k: f"{sum(d) / len(d):+.2f}" if d else "n/a" for k, d in diffs.items()}  # n/a: dlib found none
+print(f"the {len(best)} best inputs, model minus input: PSNR {change['psnr']} dB, "
+      f"identity {change['deg_dlib']} degrees")
 for s in ("cropped_faces", "gray_faces"):
     print(f"NIQE {s}: input {m(f'niqe-{s}-input')['niqe']:.3f}, model {m(f'niqe-{s}-model')['niqe']:.3f}")
 PY

@@ -12,7 +12,7 @@
 #    gives eval its offline identity and landmark metrics; installed for make demo and make test.
 #  * av (PyAV; the optional "video" extra, needed for videos and their tests): its wheel ships
 #    FFmpeg, so no system ffmpeg is needed.
-#  * the test extra (requirements-test.txt) holds pytest-timeout, mutmut (`make mutation`) and ruff (`make test`).
+#  * the test extra (requirements-test.txt) holds pytest-timeout, pytest-xdist (`make test`: one worker per core), mutmut (`make mutation`) and ruff (`make test`).
 #  * the optional extra 'onnx' (onnx, onnxscript, onnxruntime CPU) for `mpcnet export onnx` and
 #    `--backend onnxruntime`: installed for the tests (plain wheels, no torch pulled).
 set -euo pipefail

@@ -4,6 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# `make test` runs one pytest-xdist worker per core: each worker, and every process a test starts from it,
+# computes on one thread, so that the workers do not fight over the cores (set before torch is imported)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
 import cv2
 import numpy as np
 import pytest

@@ -437,6 +437,32 @@ def test_face_dataset_folder_and_lmdb_give_the_same_reproducible_pairs(faces64, 
     assert folder[0]["degradation"] != lmdb[0]["degradation"]  # a new epoch draws a new degradation
 
 
+def test_face_dataset_similarity_jitter_reframes_the_gt_and_keeps_its_detail(faces64):
+    """``similarity_jitter`` (the twelfth sitting's run): each sample's GT under its own random scale and
+    rotation, reproducible by (seed, epoch, index), as sharp as the plain GT (resampled at twice the
+    size), the identity similarity giving the plain GT back; bad settings are refused by name."""
+    from mpcnet.data.face_degraded_dataset import FaceDegradedDataset
+
+    grad = lambda t: (t[:, :, 1:] - t[:, :, :-1]).abs().mean().item()  # noqa: E731
+    plain = FaceDegradedDataset({**face_set(faces64), "seed": 3, "use_hflip": False})
+    jitter = {"scale": [0.85, 1.15], "rotation": 12}
+    ds = FaceDegradedDataset({**face_set(faces64), "seed": 3, "use_hflip": False, "similarity_jitter": jitter})
+    again = FaceDegradedDataset({**face_set(faces64), "seed": 3, "use_hflip": False, "similarity_jitter": jitter})
+    moved = [(ds[i]["gt"] - plain[i]["gt"]).abs().mean().item() for i in range(8)]
+    assert min(moved) > 0.01  # every GT is reframed
+    assert torch.equal(ds[2]["gt"], again[2]["gt"]) and torch.equal(ds[2]["lq"], again[2]["lq"])
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2]["gt"], again[2]["gt"])  # a new epoch, a new framing
+    ratio = sum(grad(ds[i]["gt"]) for i in range(8)) / sum(grad(plain[i]["gt"]) for i in range(8))
+    assert 0.9 < ratio < 1.1
+    still = FaceDegradedDataset({**face_set(faces64), "seed": 3, "use_hflip": False,
+                                 "similarity_jitter": {"scale": [1.0, 1.0], "rotation": 0}})
+    assert (still[4]["gt"] - plain[4]["gt"]).abs().max().item() < 0.05
+    for bad in ({"scale": [1.1, 0.9]}, {"scale": [0, 1]}, {"rotation": -5}, {"shift": 3}, {"scale": 1.1}):
+        with pytest.raises(ValueError, match="similarity_jitter"):
+            FaceDegradedDataset({**face_set(faces64), "similarity_jitter": bad})
+
+
 def test_face_dataset_draws_each_range_set_of_a_mixture_as_often_as_weighted(faces64):
     """``degradation_mix`` (the eighth sitting's run: the paper's ranges and GFPGAN's milder ones): each
     sample draws one set with probability ∝ weight, reproducibly; a single set keeps the old draws."""

@@ -70,6 +70,29 @@ def read_resized(file_client: FileClient, path: str, size: int) -> np.ndarray:
     return img
 
 
+def check_jitter(jitter: dict | None) -> None:
+    """``similarity_jitter``: ``{scale: [lo, hi], rotation: degrees}``, lo > 0, rotation ≥ 0."""
+    if jitter is None:
+        return
+    scale, rotation = jitter.get("scale", [1.0, 1.0]), jitter.get("rotation", 0.0)
+    if set(jitter) - {"scale", "rotation"} or not (
+            isinstance(scale, (list, tuple)) and len(scale) == 2 and 0 < scale[0] <= scale[1]
+            and isinstance(rotation, (int, float)) and 0 <= rotation <= 180):
+        raise ValueError(f"similarity_jitter must be {{scale: [lo, hi], rotation: degrees}} with 0 < lo ≤ hi "
+                         f"and 0 ≤ degrees ≤ 180, not {jitter!r}")
+
+
+def jitter_similarity(gt_2x: np.ndarray, rng: np.random.Generator, jitter: dict, size: int) -> np.ndarray:
+    """A random similarity of the GT about the face's centre (scale in [lo, hi], rotation within
+    ±degrees, reflected border), resampled at twice ``size`` and area-reduced to ``size`` so the GT
+    keeps its fine detail: a small pool's faces seen under new framings, not learnt pixel for pixel."""
+    scale, angle = rng.uniform(*jitter.get("scale", [1.0, 1.0])), rng.uniform(-1, 1) * jitter.get("rotation", 0.0)
+    side = gt_2x.shape[0]
+    m = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale)
+    warped = cv2.warpAffine(gt_2x, m, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA), 0, 1)
+
+
 @DATASET_REGISTRY.register()
 class FaceDegradedDataset(data.Dataset):
     """FFHQ-style training set: each item is ``{'lq', 'gt', 'gt_path', 'degradation'}``.
@@ -78,6 +101,7 @@ class FaceDegradedDataset(data.Dataset):
     ``gt_size``, ``use_hflip``, ``degradation`` (overrides of eq. 1's ranges, default the paper's),
     ``degradation_mix`` (instead of ``degradation``: a list of ``{weight, ranges}``; each sample draws
     one of them with probability ∝ weight, e.g. the paper's ranges and milder, real-photo-like ones),
+    ``similarity_jitter`` (optional ``{scale: [lo, hi], rotation: degrees}``: :func:`jitter_similarity`),
     ``seed``, ``synthesize_lq`` (false: ``gt`` only). Tensors are RGB normalised to [-1, 1]; ``degradation`` is the JSON of the drawn params.
     Set ``epoch`` (``set_epoch``) so every epoch draws new degradations yet stays reproducible.
     """
@@ -93,6 +117,8 @@ class FaceDegradedDataset(data.Dataset):
             raise ValueError(f"no images found for dataroot_gt {opt['dataroot_gt']}")
         self.gt_size = int(opt["gt_size"])
         self.mix = mixture(opt)
+        self.jitter = opt.get("similarity_jitter")
+        check_jitter(self.jitter)
         self.seed = int(opt.get("seed", 0))
         self.epoch = 0
         self.file_client = None
@@ -108,7 +134,11 @@ class FaceDegradedDataset(data.Dataset):
             opt = dict(self.io_backend_opt)
             self.file_client = FileClient(opt.pop("type"), **opt)
         rng = sample_rng(self.seed, self.epoch, index)
-        gt = read_resized(self.file_client, self.paths[index], self.gt_size)
+        if self.jitter is None:
+            gt = read_resized(self.file_client, self.paths[index], self.gt_size)
+        else:  # draws only with the option: runs without it keep their random streams
+            gt = jitter_similarity(read_resized(self.file_client, self.paths[index], 2 * self.gt_size), rng,
+                                   self.jitter, self.gt_size)
         if self.opt.get("use_hflip", True) and rng.random() < 0.5:
             gt = np.ascontiguousarray(gt[:, ::-1])
         if not self.opt.get("synthesize_lq", True):  # HQ only (StyleGAN2 prior training)

@@ -70,23 +70,26 @@ def read_resized(file_client: FileClient, path: str, size: int) -> np.ndarray:
     return img
 
 
-def check_jitter(jitter: dict | None) -> None:
-    """``similarity_jitter``: ``{scale: [lo, hi], rotation: degrees}``, lo > 0, rotation ≥ 0."""
+def similarity_jitter(opt: dict) -> dict | None:
+    """The dataset's ``similarity_jitter`` (``{scale: [lo, hi], rotation: degrees}``, lo > 0, rotation
+    ≥ 0; scale [1, 1] and rotation 0 where left out) with its defaults filled in, or None."""
+    jitter = opt.get("similarity_jitter")
     if jitter is None:
-        return
+        return None
     scale, rotation = jitter.get("scale", [1.0, 1.0]), jitter.get("rotation", 0.0)
     if set(jitter) - {"scale", "rotation"} or not (
             isinstance(scale, (list, tuple)) and len(scale) == 2 and 0 < scale[0] <= scale[1]
             and isinstance(rotation, (int, float)) and 0 <= rotation <= 180):
         raise ValueError(f"similarity_jitter must be {{scale: [lo, hi], rotation: degrees}} with 0 < lo ≤ hi "
                          f"and 0 ≤ degrees ≤ 180, not {jitter!r}")
+    return {"scale": scale, "rotation": rotation}
 
 
 def jitter_similarity(gt_2x: np.ndarray, rng: np.random.Generator, jitter: dict, size: int) -> np.ndarray:
     """A random similarity of the GT about the face's centre (scale in [lo, hi], rotation within
     ±degrees, reflected border), resampled at twice ``size`` and area-reduced to ``size`` so the GT
     keeps its fine detail: a small pool's faces seen under new framings, not learnt pixel for pixel."""
-    scale, angle = rng.uniform(*jitter.get("scale", [1.0, 1.0])), rng.uniform(-1, 1) * jitter.get("rotation", 0.0)
+    scale, angle = rng.uniform(*jitter["scale"]), rng.uniform(-1, 1) * jitter["rotation"]
     side = gt_2x.shape[0]
     m = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale)
     warped = cv2.warpAffine(gt_2x, m, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
@@ -117,8 +120,7 @@ class FaceDegradedDataset(data.Dataset):
             raise ValueError(f"no images found for dataroot_gt {opt['dataroot_gt']}")
         self.gt_size = int(opt["gt_size"])
         self.mix = mixture(opt)
-        self.jitter = opt.get("similarity_jitter")
-        check_jitter(self.jitter)
+        self.jitter = similarity_jitter(opt)
         self.seed = int(opt.get("seed", 0))
         self.epoch = 0
         self.file_client = None

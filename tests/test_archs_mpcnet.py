@@ -272,3 +272,35 @@ def test_scales_under_the_parsers_smallest_map_get_that_map_mean_pooled(face64):
         b, c = feats[16].shape[:2]
         assert torch.allclose(f_parse[8], feats[16].view(b, c, 8, 2, 8, 2).mean((3, 5)), atol=1e-6)
         assert net(face64).shape == face64.shape  # the APFF block at 8 takes the pooled map's channels
+
+
+def test_widened_bundled_model_gives_the_same_faces_and_its_new_channels_learn(tmp_path, aligned_faces):
+    """channel_floor 16 on the bundled 256 px file (8 channels at 256 px): the widened checkpoint restores
+    a real face exactly as the file does, and one loss's gradient reaches the weights on the new channels."""
+    from mpcnet.archs import load_network, widen_checkpoint
+
+    bundled = Path(__file__).resolve().parents[1] / "weights" / "mpcnet_s256.pth"
+    arch = widen_checkpoint(bundled, tmp_path / "wide.pth", channel_floor=16)
+    (narrow, _), (wide, size) = load_network(bundled), load_network(tmp_path / "wide.pth")
+    assert arch["channel_floor"] == 16 and size == 256
+    assert narrow.to_rgb.in_channels == 8 and wide.to_rgb.in_channels == 16
+    x = face_tensor(aligned_faces[5], 256)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), narrow(x), atol=1e-6, rtol=0)
+        assert (wide(x) - x).abs().mean() > 0.01  # a network that changes the face, not the identity
+    F.l1_loss(wide.train()(x), face_tensor(aligned_faces[5], 256).flip(-1)).backward()
+    assert wide.to_rgb.weight.grad[:, 8:].abs().sum() > 0
+
+
+def test_widening_refuses_to_narrow_and_the_floor_needs_no_gan_prior(tmp_path):
+    from mpcnet.archs import widen_checkpoint
+    from mpcnet.checkpoint import CheckpointError
+
+    torch.manual_seed(0)
+    net = MPCNet(out_size=64, residual=True, channel_floor=24, **{**SMALL, "use_gan_prior": False})
+    save_checkpoint({"params": net.state_dict(), "arch": net.arch_config}, tmp_path / "floor24.pth")
+    with pytest.raises(CheckpointError, match="narrows"):
+        widen_checkpoint(tmp_path / "floor24.pth", tmp_path / "out.pth", channel_floor=0)
+    assert not (tmp_path / "out.pth").exists()
+    with pytest.raises(ValueError, match="use it with use_gan_prior=False"):
+        MPCNet(out_size=64, channel_floor=24, **{**SMALL, "use_gan_prior": True})

@@ -68,6 +68,10 @@ class MPCNet(nn.Module):
     7 up at 512), not its width. ``parse_base_ch=16`` (16 channels at 512 px, doubling per scale
     down to 256) instead of PSFRGAN's 64 cuts its compute at 512 from 223 to 24 GMAC, in line with
     the paper's remark that LQ → parsing is much simpler than restoration.
+    ``channel_floor`` (ours) raises every width under it to it: the finest scales of a narrow network
+    (8 channels at 256 px for ``narrow=0.125``) at a small cost in compute; without the GAN prior only,
+    since AdaIN needs the prior's widths. :func:`mpcnet.archs.widen_checkpoint` starts a floored network
+    from a narrower one's weights, giving the same output.
     ``residual=True`` (ours, not the paper's) makes ToRGB predict a correction on top of the input,
     I_HQ = I_LQ + ToRGB(F_out): the untrained network is the identity, so it starts from "do no harm"
     and only has to learn what the bicubic-upsampled LQ lacks.
@@ -79,7 +83,8 @@ class MPCNet(nn.Module):
     def __init__(self, out_size=512, num_style_feat=512, channel_multiplier=1, narrow=1.0, num_mlp=8,
                  num_latent_mlp=2, num_rcab=2, use_gan_prior=True, use_adain=True, use_parse_prior=True,
                  use_sft=True, freeze_gan=True, freeze_parse=True, parse_min_feat_size=4, parse_base_ch=16,
-                 parse_res_depth=10, parse_max_ch=256, residual=False, gan_prior_path=None, parse_prior_path=None):
+                 parse_res_depth=10, parse_max_ch=256, residual=False, channel_floor=0, gan_prior_path=None,
+                 parse_prior_path=None):
         super().__init__()
         # the checkpoint's 'arch': every constructor kwarg but the prior files (the state dict holds the priors)
         kwargs = dict(locals())
@@ -91,6 +96,10 @@ class MPCNet(nn.Module):
             raise ValueError(f"MPCNet out_size must be a power of two ≥ 8, got {out_size}")
         self.freeze_gan, self.freeze_parse, self.residual = freeze_gan, freeze_parse, residual
         ch = stylegan_channels(channel_multiplier, narrow)
+        if channel_floor and use_gan_prior:
+            raise ValueError("channel_floor widens the U-Net and APFF blocks past the StyleGAN prior's widths, "
+                             "which AdaIN must match: use it with use_gan_prior=False")
+        ch = {s: max(c, channel_floor) for s, c in ch.items()}
         self.scales = [2**i for i in range(3, self.log_size + 1)]
 
         # U-Net encoder (eq. 2)

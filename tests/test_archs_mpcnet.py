@@ -275,21 +275,23 @@ def test_scales_under_the_parsers_smallest_map_get_that_map_mean_pooled(face64):
 
 
 def test_widened_bundled_model_gives_the_same_faces_and_its_new_channels_learn(tmp_path, aligned_faces):
-    """channel_floor 16 on the bundled 256 px file (8 channels at 256 px): the widened checkpoint restores
-    a real face exactly as the file does, and one loss's gradient reaches the weights on the new channels."""
+    """The bundled 256 px file widened to twice its finest width (channel_floor): the widened checkpoint
+    restores a real face exactly as the file does, and one loss's gradient reaches the weights on the
+    new channels."""
     from mpcnet.archs import load_network, widen_checkpoint
 
     bundled = Path(__file__).resolve().parents[1] / "weights" / "mpcnet_s256.pth"
-    arch = widen_checkpoint(bundled, tmp_path / "wide.pth", channel_floor=16)
-    (narrow, _), (wide, size) = load_network(bundled), load_network(tmp_path / "wide.pth")
-    assert arch["channel_floor"] == 16 and size == 256
-    assert narrow.to_rgb.in_channels == 8 and wide.to_rgb.in_channels == 16
+    narrow, _ = load_network(bundled)
+    width = narrow.to_rgb.in_channels  # the 256 px scale's
+    arch = widen_checkpoint(bundled, tmp_path / "wide.pth", channel_floor=2 * width)
+    wide, size = load_network(tmp_path / "wide.pth")
+    assert arch["channel_floor"] == 2 * width and size == 256 and wide.to_rgb.in_channels == 2 * width
     x = face_tensor(aligned_faces[5], 256)
     with torch.no_grad():
         torch.testing.assert_close(wide(x), narrow(x), atol=1e-6, rtol=0)
         assert (wide(x) - x).abs().mean() > 0.01  # a network that changes the face, not the identity
     F.l1_loss(wide.train()(x), face_tensor(aligned_faces[5], 256).flip(-1)).backward()
-    assert wide.to_rgb.weight.grad[:, 8:].abs().sum() > 0
+    assert wide.to_rgb.weight.grad[:, width:].abs().sum() > 0
 
 
 def test_widening_refuses_to_narrow_and_the_floor_needs_no_gan_prior(tmp_path):

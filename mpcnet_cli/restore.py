@@ -25,8 +25,9 @@ def restore(
                                           f"(default: the bundled '{DEFAULT_WEIGHTS}'), or with --backend "
                                           "onnxruntime an .onnx file from 'mpcnet export onnx' (fp32 or int8)."),
     backend: str = typer.Option("torch", "--backend", help=f"What runs the face network: {'|'.join(BACKENDS)} "
-                                "(ONNX Runtime's CPU provider, or CUDA where present; a checkpoint is exported "
-                                "in memory first; needs the optional 'onnx' extra)."),
+                                "(ONNX Runtime's CPU provider, or CUDA where present; about 15 % faster on CPU. A "
+                                "checkpoint is exported once, ~13 s, and kept in $MPCNET_CACHE_DIR/onnx, default "
+                                "~/.cache/mpcnet/onnx; needs the optional 'onnx' extra)."),
     upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Output size = input size × N "
                                           "(default 2; 1 with --aligned, which keeps the input's size)."),
     fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="W in [0, 1]: 0 = the network's "

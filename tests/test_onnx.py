@@ -124,6 +124,39 @@ def test_restore_with_onnxruntime_matches_torch(bundled_onnx, tmp_path):
         assert np.abs(img - ref).max() <= 3  # the same network; JPEG re-encoding of sub-1e-3 differences
 
 
+def test_onnxruntime_backend_exports_a_checkpoint_once(tmp_path, monkeypatch):
+    """The export behind `restore --backend onnxruntime` is kept in the cache: a second run restores
+    the same faces from the cached file without exporting."""
+    from mpcnet.deploy import export
+
+    outs = []
+    for run in range(2):
+        out = tmp_path / f"run{run}"
+        result, report = invoke("restore", WHOLE / "00.jpg", "-o", out, "--backend", "onnxruntime",
+                                "--weights", "mpcnet-tiny", "--detector", "yunet", "--json")
+        assert result.exit_code == 0, result.output
+        assert report["faces"] >= 1
+        outs.append(cv2.imread(str(out / "restored_imgs" / "00.jpg")))
+        cached = list((export.cache_dir() / "onnx").glob("*.onnx"))
+        assert len(cached) == 1 and ort.InferenceSession(str(cached[0])).get_modelmeta().custom_metadata_map[
+            "mpcnet.weights"] == "mpcnet-tiny"
+        monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    assert np.array_equal(*outs)
+
+
+def test_export_cache_that_cannot_be_written_exports_every_time(tmp_path, monkeypatch):
+    from mpcnet.deploy.export import cached_export
+    from mpcnet.deploy.runtime import OrtNetwork
+    from mpcnet.weights import resolve
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("MPCNET_CACHE_DIR", str(blocked))
+    model = cached_export(resolve("mpcnet-tiny"), "mpcnet-tiny")
+    assert isinstance(model, bytes) and OrtNetwork(model).size == 128
+    assert blocked.read_text() == "a file where the cache folder would be"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--backend", "tensorflow"], "unknown backend 'tensorflow'"),
     (["--backend", "onnxruntime", "--amp"], "autocast (amp) needs the torch backend"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mpcnet import archs
 from mpcnet.deploy import require
 from mpcnet.deploy.runtime import INPUT, META_PARSES, META_SIZE, META_WEIGHTS, OrtNetwork
+from mpcnet.utils.safe_output import write_bytes_atomic
+from mpcnet.weights import cache_dir, sha256_of
 
 OPSET = 18  # the lowest opset PyTorch's (dynamo) ONNX exporter writes
 CHECK_TOLERANCE = 1e-3  # max |ONNX − PyTorch| in fp32, on the [-1, 1] output
@@ -53,6 +57,30 @@ def export_onnx(net: torch.nn.Module, size: int, name: str = "") -> bytes:
     onnx.helper.set_model_props(proto, {META_SIZE: str(size), META_PARSES: "1" if wrapper.parses else "0",
                                         META_WEIGHTS: name})
     return proto.SerializeToString()
+
+
+def graph_code_key() -> str:
+    """What an export depends on besides the checkpoint: this PyTorch and the source of the
+    architectures and of this module, hashed."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for file in sorted(Path(archs.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_export(source: Path, name: str = "") -> Path | bytes:
+    """:func:`export_onnx`'s model of the checkpoint file ``source``, exported once and kept in
+    ``$MPCNET_CACHE_DIR/onnx`` under the file's sha256 and :func:`graph_code_key`; a later call
+    returns that file without exporting. Where the cache cannot be written, the model's bytes
+    (exported on every call)."""
+    path = cache_dir() / "onnx" / f"{sha256_of(source)[:24]}-{graph_code_key()}.onnx"
+    if path.is_file():
+        return path
+    net, size = archs.load_network(source)
+    model = export_onnx(net, size, name)
+    with contextlib.suppress(OSError):  # a read-only cache: nothing kept, as before it existed
+        write_bytes_atomic(path, model)
+    return model
 
 
 def load_faces(paths: list[Path], size: int) -> torch.Tensor:

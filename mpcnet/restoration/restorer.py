@@ -76,13 +76,14 @@ class FaceRestorer:
     def from_weights(cls, weights: str | None = None, device: str = "cpu", amp: bool = False,
                      batch_size: int = 8, backend: str = "torch") -> FaceRestorer:
         """Build the network recorded in a checkpoint: ``weights`` is a path or registry name, None
-        the bundled default. Backend ``onnxruntime`` exports it to ONNX in memory first, or takes an
-        ``.onnx`` file written by ``mpcnet export onnx`` (fp32 or int8)."""
+        the bundled default. Backend ``onnxruntime`` exports it to ONNX first (once: the export is
+        cached, :func:`~mpcnet.deploy.export.cached_export`), or takes an ``.onnx`` file written by
+        ``mpcnet export onnx`` (fp32 or int8)."""
         check_backend(backend, amp)
         if backend == "onnxruntime":
             from mpcnet.deploy import require
 
-            require("onnx", "onnxscript", "onnxruntime")  # before any work
+            require("onnxruntime")  # before any work; the exporter's packages only if it must export
         name = str(weights or DEFAULT_WEIGHTS)
         path = resolve(name)
         if path.suffix.lower() == ".onnx":
@@ -92,12 +93,13 @@ class FaceRestorer:
 
             net = OrtNetwork(path, device)
             return cls(net, net.size, device, amp, batch_size, name)
-        net, size = load_network(path)
         if backend == "onnxruntime":
-            from mpcnet.deploy.export import export_onnx
+            from mpcnet.deploy.export import cached_export
             from mpcnet.deploy.runtime import OrtNetwork
 
-            net = OrtNetwork(export_onnx(net, size, name), device)
+            net = OrtNetwork(cached_export(path, name), device)
+            return cls(net, net.size, device, amp, batch_size, name)
+        net, size = load_network(path)
         return cls(net, size, device, amp, batch_size, name)
 
     def _autocast(self):

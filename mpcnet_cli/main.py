@@ -36,6 +36,8 @@ class GuardedGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # clean exits and usage errors
             raise
+        except BrokenPipeError:  # the reader of stdout left (| head): click's main ends quietly, as Unix tools do
+            raise
         except KeyboardInterrupt:
             console.print("[red]interrupted[/]")
             raise typer.Exit(INTERRUPTED) from None

@@ -102,6 +102,28 @@ def test_single_photo_with_output_beside_it(faces, tmp_path, tiny_weights, monke
     assert (faces / "out" / "restored_imgs" / name).is_file()
     assert {k: v for k, v in tree_hashes(faces).items() if k.parts[0] != "out"} == before
 
+def test_face_crops_never_clash_or_land_without_their_photo(faces, tmp_path, tiny_weights):
+    """--save-faces names crops NAME_00.png whatever the extension: of a.png beside a.jpg only a.jpg is
+    restored, and a photo one of whose files exists is written not at all (no restored photo whose
+    crops are missing, which a --skip-existing rerun would then never write)."""
+    first, second = sorted(faces.iterdir())
+    cv2.imwrite(str(faces / "a.jpg"), cv2.imread(str(first)))
+    first.rename(faces / "a.png")
+    out = tmp_path / "out"
+    (out / "cropped_faces").mkdir(parents=True)
+    (out / "cropped_faces" / f"{second.stem}_00.png").write_bytes(b"a user's file")
+    before = tree_hashes(faces)
+    result, report = restore_aligned(faces, out, tiny_weights, "--save-faces")
+    assert result.exit_code == 1 and report["restored"] == 1
+    assert entry(report, "a.jpg")["status"] == "restored"
+    assert "would take the names of" in entry(report, "a.png")["message"]
+    assert "nothing of this photo was written" in entry(report, second.name)["message"]
+    assert sorted(p.name for p in (out / "restored_imgs").iterdir()) == ["a.jpg"]
+    assert sorted(p.name for p in (out / "cropped_faces").iterdir()) == sorted(["a_00.png", f"{second.stem}_00.png"])
+    assert (out / "cropped_faces" / f"{second.stem}_00.png").read_bytes() == b"a user's file"
+    assert tree_hashes(faces) == before
+
+
 def test_dangling_symlink_is_reported_and_counted(faces, tmp_path, tiny_weights):
     (faces / "gone.png").symlink_to(tmp_path / "deleted.png")
     before = tree_hashes(faces)
@@ -124,10 +146,10 @@ def test_upscale_beyond_the_pixel_limit_fails_per_file_and_the_batch_goes_on(fac
                          "--upscale", "20", "--json")
     assert result.exit_code == 1
     row = entry(report, "a512.png")
-    assert row["status"] == "failed" and "10240×10240" in row["message"] and "max_pixels" in row["message"]
+    assert row["status"] == "failed" and "10240×10240" in row["message"] and "--max-pixels" in row["message"]
     assert entry(report, "b128.png")["status"] == "restored"
     assert cv2.imread(str(tmp_path / "out" / "restored_imgs" / "b128.png")).shape == (2560, 2560, 3)
-    assert_one_clean_line(result, "a512.png", "max_pixels")
+    assert_one_clean_line(result, "a512.png", "--max-pixels")
     assert tree_hashes(big) == before
 
 
@@ -148,7 +170,7 @@ def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, 
         # copy; two copies of the 512² output in the input's sample type (16 bits)
         need = 128 * 128 * 3 * (2 + 4) + 512 * 512 * 3 * 2 * 2
         assert f"128×128 at upscale 4 needs about {need / 2 ** 20:.1f} MiB of memory" in row["message"]
-        assert "1.9 MiB is available (lower upscale" in row["message"]
+        assert "1.9 MiB is available (lower --upscale" in row["message"]
     assert tree_hashes(faces) == before
 
 
@@ -228,7 +250,8 @@ BAD_REQUESTS = {
     "-o is a file": (lambda t, w: ["--weights", w, "-o", t / "note.txt"], "is a file, not a folder"),
     "--overwrite with --skip-existing": (lambda t, w: ["--weights", w, "--overwrite", "--skip-existing"],
                                          "contradict"),
-    "--max-pixels 0": (lambda t, w: ["--weights", w, "--max-pixels", "0"], "max_pixels must be"),
+    "--max-pixels 0": (lambda t, w: ["--weights", w, "--max-pixels", "0"], "--max-pixels must be"),
+    "--suffix with a path": (lambda t, w: ["--weights", w, "--suffix", "/../../escaped"], "may not hold /"),
 }
 
 
@@ -302,6 +325,17 @@ def test_an_internal_bug_is_one_line_and_debug_shows_it(faces, tmp_path, tiny_we
     result = runner.invoke(app, ["restore", str(faces), "-o", str(tmp_path / "out"), "--weights", tiny_weights,
                                  "--aligned"], env={"MPCNET_DEBUG": "1"})
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_a_closed_pipe_ends_quietly_not_as_a_bug():
+    """`mpcnet degrade --preset list | head -1`: the reader leaves before the list is written; the
+    command stops as Unix tools do (exit 1, as click's), with no 'internal error' line."""
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("mpcnet")), "degrade", "--preset", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command has imported anything, so its first write finds no reader
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
 
 
 # -- degrade: ranges and manifests are checked before any image -----------------------------------

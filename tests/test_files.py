@@ -70,7 +70,7 @@ def test_tiny_and_huge_are_refused(tmp_path):
     with pytest.raises(ImageReadError, match="too small"):
         read_image(tmp_path / "one.png")
     cv2.imwrite(str(tmp_path / "big.png"), np.zeros((300, 300, 3), np.uint8))
-    with pytest.raises(ImageReadError, match="max_pixels"):
+    with pytest.raises(ImageReadError, match="--max-pixels"):
         read_image(tmp_path / "big.png", max_pixels=300 * 299)
 
 

@@ -150,7 +150,7 @@ def test_unsafe_or_impossible_requests_are_refused(tmp_path, tiny_weights):
     result, _ = restore(src, "-o", tmp_path / "out", "--weights", tmp_path / "nothing.pth")
     assert result.exit_code == 2 and "nothing.pth" in result.stderr
     result, _ = restore(src, "-o", tmp_path / "out", "--weights", tiny_weights, "--bg-upsampler", "none")
-    assert result.exit_code == 2 and "use it with upscale 1" in result.stderr
+    assert result.exit_code == 2 and "use it with --upscale 1" in result.stderr
     if not torch.cuda.is_available():
         result, _ = restore(src, "-o", tmp_path / "out", "--weights", tiny_weights, "--device", "cuda")
         assert result.exit_code == 2 and "no CUDA" in result.stderr

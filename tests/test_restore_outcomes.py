@@ -64,7 +64,7 @@ def test_some_failed_exit_1(photos, tmp_path, tiny_weights, yunet):
 
 @pytest.mark.parametrize("args,reason", [(("-o", "{in}/out"), "inside the input folder"),
                                          (("-o", "{tmp}/out", "--upscale", "0"), "upscale"),
-                                         (("-o", "{tmp}/out", "--overwrite", "--skip-existing"), "skip_existing contradict")],
+                                         (("-o", "{tmp}/out", "--overwrite", "--skip-existing"), "--skip-existing contradict")],
                          ids=["output inside input", "bad upscale", "contradictory flags"])
 def test_bad_request_exit_2_before_any_folder(photos, tmp_path, tiny_weights, args, reason):
     before = sorted(p.name for p in tmp_path.rglob("*"))

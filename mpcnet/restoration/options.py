@@ -28,19 +28,21 @@ class RestoreOptions:
         if self.upscale is None:
             self.upscale = 1 if self.aligned else 2
         if self.upscale < 1:
-            raise ValueError("upscale must be 1 or more")
+            raise ValueError("--upscale must be 1 or more")
         if self.bg_upsampler not in BG_UPSAMPLER_NAMES:
-            raise ValueError(f"unknown bg_upsampler '{self.bg_upsampler}'; "
+            raise ValueError(f"unknown --bg-upsampler '{self.bg_upsampler}'; "
                              f"choose from {', '.join(BG_UPSAMPLER_NAMES)}")
         if self.bg_upsampler == "none" and self.upscale != 1:
-            raise ValueError("bg_upsampler none keeps the photo's size: use it with upscale 1")
+            raise ValueError("--bg-upsampler none keeps the photo's size: use it with --upscale 1")
+        if any(c in self.suffix for c in "/\\\0"):
+            raise ValueError(f"--suffix {self.suffix!r} is part of a file name: it may not hold / or \\")
         if self.ext not in ("auto", "png", "jpg"):
-            raise ValueError("ext must be auto, png or jpg")
+            raise ValueError("--ext must be auto, png or jpg")
         if self.overwrite and self.skip_existing:
-            raise ValueError("overwrite and skip_existing contradict each other: give one of them")
+            raise ValueError("--overwrite and --skip-existing contradict each other: give one of them")
         if self.max_pixels < 1:
-            raise ValueError("max_pixels must be 1 or more")
+            raise ValueError("--max-pixels must be 1 or more")
         if not 0 <= self.fidelity <= 1:
-            raise ValueError(f"fidelity must be between 0 and 1, not {self.fidelity}")
+            raise ValueError(f"--fidelity must be between 0 and 1, not {self.fidelity}")
         if self.draw_box and self.aligned:
-            raise ValueError("draw_box draws detections, and aligned inputs are not detected")
+            raise ValueError("--draw-box draws detections, and --aligned inputs are not detected")

@@ -79,6 +79,13 @@ class RestorePipeline(PhotoStages):
                                    "(give --ext auto, or rename one)"))
                 continue
             claimed[output] = source
+            if opts.save_faces:  # its face crops are named NAME_00.png, … whatever the input's extension
+                crops = self.output_path(source, root, out_dir, "cropped_faces").with_suffix("")
+                if crops in claimed:
+                    record(ImageResult(str(source), "failed", None, 0, f"its face crops would take the names of "
+                                       f"{claimed[crops]}'s ({crops.name}_NN.png); rename one"))
+                    continue
+                claimed[crops] = source
             try:
                 check_not_input(output, source)
             except UnsafeOutputError as exc:

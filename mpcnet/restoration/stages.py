@@ -102,12 +102,12 @@ class PhotoStages:
         opts = self.options
         out_w, out_h = width * opts.upscale, height * opts.upscale
         if out_w * out_h > opts.max_pixels:
-            raise ImageReadError(f"the output, {out_w}×{out_h} at upscale {opts.upscale}, is over the max_pixels "
-                                 f"limit of {opts.max_pixels} (raise max_pixels or lower upscale)")
+            raise ImageReadError(f"the output, {out_w}×{out_h} at upscale {opts.upscale}, is over the --max-pixels "
+                                 f"limit of {opts.max_pixels} (raise --max-pixels or lower --upscale)")
         need, free = self.memory_needed(width, height), available_bytes()
         if free is not None and need > free:
             raise ImageReadError(f"{width}×{height} at upscale {opts.upscale} needs about {format_bytes(need)} of "
-                                 f"memory and {format_bytes(free)} is available (lower upscale, or free memory)")
+                                 f"memory and {format_bytes(free)} is available (lower --upscale, or free memory)")
 
     def _prepare(self, source: Path, output: Path) -> Photo:
         opts = self.options
@@ -211,8 +211,13 @@ class PhotoStages:
         return ImageResult(str(photo.source), "restored", str(photo.output), faces, notes), files
 
     def _write(self, files: list[tuple[Path, bytes]]) -> None:
-        """Write encoded files atomically (never over an existing file unless --overwrite)."""
+        """Write encoded files atomically, all of a photo's or none: never over an existing file unless
+        --overwrite (checked for every file before the first is written)."""
         with self.timer("write"):
+            existing = [path for path, _ in files if path.exists()] if not self.options.overwrite else []
+            if existing:
+                raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it); nothing of this "
+                                      "photo was written")
             for path, data in files:
                 write_encoded(path, data, overwrite=self.options.overwrite)
 

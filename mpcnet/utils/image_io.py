@@ -139,8 +139,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageReadError("empty file (0 bytes)")
     size, mode, orient = _header(path)
     if size is not None and size[0] * size[1] > max_pixels:
-        raise ImageReadError(f"{size[0]}×{size[1]} is over the max_pixels limit of {max_pixels} "
-                             "(raise max_pixels to allow it)")
+        raise ImageReadError(f"{size[0]}×{size[1]} is over the --max-pixels limit of {max_pixels} "
+                             "(raise --max-pixels to allow it)")
     if size is not None and check_size is not None:
         check_size(*size)
     if _truncated(path):

@@ -14,11 +14,13 @@ from mpcnet.weights import WeightsError
 from mpcnet_cli.common import INTERRUPTED, console, emit_json, fail
 
 STYLE = {"restored": "green", "no-face": "yellow", "skipped": "dim", "failed": "red"}
+INPUTS_HELP = (f"Photos or videos, folders (recursive, sorted; photos and videos {'/'.join(e[1:] for e in VIDEO_EXTS)}; "
+               "hidden files left out) or globs, one or several (as the shell expands *.jpg); outputs keep their "
+               "paths relative to the folder the inputs share.")
 
 
 def restore(
-    inputs: str = typer.Argument(..., help=f"A photo or video, a folder (recursive, sorted; photos and videos "
-                                 f"{'/'.join(e[1:] for e in VIDEO_EXTS)}) or a glob."),
+    inputs: list[str] = typer.Argument(..., help=INPUTS_HELP),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (restored_imgs/ and "
                              "restored_videos/ keep the input's relative paths); never inside the input folder."),
     weights: Optional[str] = typer.Option(None, help=f"MPCNet checkpoint: a path or a registry name "
@@ -110,7 +112,7 @@ def restore(
     except (ValueError, FileNotFoundError, UnsafeOutputError, VideoError) as e:
         fail(str(e))
     if not files and not videos:
-        fail(f"no images or videos found in {inputs}")
+        fail(f"no images or videos found in {', '.join(inputs)}")
     try:
         with console.status("exporting the network to ONNX…" if backend == "onnxruntime" else "loading…"):
             built = build_pipeline(weights, device, detector, options, backend=backend, amp=amp,

@@ -1,5 +1,6 @@
 """Reading and writing the user's files: real photos, broken files, safety of outputs."""
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -70,7 +71,7 @@ def test_tiny_and_huge_are_refused(tmp_path):
     with pytest.raises(ImageReadError, match="too small"):
         read_image(tmp_path / "one.png")
     cv2.imwrite(str(tmp_path / "big.png"), np.zeros((300, 300, 3), np.uint8))
-    with pytest.raises(ImageReadError, match="--max-pixels"):
+    with pytest.raises(ImageReadError, match="max_pixels"):
         read_image(tmp_path / "big.png", max_pixels=300 * 299)
 
 
@@ -93,6 +94,21 @@ def test_list_images_recursive_glob_and_dangling_links(tmp_path):
                                         tmp_path / "top.png"]
     root, files = list_images(str(tmp_path / "**" / "*.jpg"))
     assert (root, files) == (tmp_path / "a" / "b", [tmp_path / "a" / "b" / "deep.jpg"])
+
+
+def test_list_images_leaves_out_hidden_files_and_takes_several_sources(tmp_path, monkeypatch):
+    for rel in ("x/a.jpg", "x/._a.jpg", "x/.thumbs/t.jpg", "y/b.png", "y/sub/c.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert list_images(tmp_path / "x")[1] == [tmp_path / "x" / "a.jpg"]
+    monkeypatch.chdir(tmp_path / "x")
+    # as `restore a.jpg ../y ../x/a.jpg` gets them from the shell: each file once, under the folder they share
+    root, files = list_images(["a.jpg", "../y", "../x/a.jpg"])
+    assert root == tmp_path
+    assert files == [tmp_path / "x" / "a.jpg", tmp_path / "y" / "b.png", tmp_path / "y" / "sub" / "c.png"]
+    assert list_images(["a.jpg"]) == (Path("."), [Path("a.jpg")])  # one source: as before
+    with pytest.raises(FileNotFoundError, match="nope"):
+        list_images(["a.jpg", "nope.jpg"])
 
 
 def test_output_inside_input_is_refused(tmp_path):

@@ -63,7 +63,7 @@ def test_size_limits_at_their_boundary(tmp_path, photo):
     path = tmp_path / "p.png"
     cv2.imwrite(str(path), photo)  # 120×90 = 10,800 pixels
     assert read_image(path, max_pixels=10_800).bgr.shape == (90, 120, 3)
-    with pytest.raises(ImageReadError, match=r"^120×90 is over the --max-pixels limit of 10799 \(raise --max-pixels"):
+    with pytest.raises(ImageReadError, match=r"^120×90 is over the max_pixels limit of 10799 \(raise max_pixels"):
         read_image(path, max_pixels=10_799)
     seen = []
     read_image(path, check_size=lambda w, h: seen.append((w, h)))

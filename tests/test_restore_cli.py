@@ -175,6 +175,21 @@ def test_single_photo_with_output_beside_it(tmp_path, tiny_weights, monkeypatch)
     assert (tmp_path / "out" / "restored_imgs" / "photo.jpg").read_bytes() == before
 
 
+def test_several_inputs_as_the_shell_expands_a_glob(tmp_path, tiny_weights, monkeypatch):
+    """`mpcnet restore *.jpg -o out` in the photos' folder: every photo, outputs under their own names;
+    an output folder inside one of several input folders is still refused."""
+    for name in ("04.jpg", "05.jpg"):
+        (tmp_path / name).write_bytes((WHOLE / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result, report = restore("04.jpg", "05.jpg", "-o", "out", "--weights", tiny_weights, "--detector", "mtcnn",
+                             "--json")
+    assert result.exit_code == 0, result.output
+    assert report["restored"] == 2 and sorted(p.name for p in (tmp_path / "out" / "restored_imgs").iterdir()) == [
+        "04.jpg", "05.jpg"]
+    result, _ = restore("04.jpg", str(WHOLE), "-o", str(WHOLE / "out"), "--weights", tiny_weights)
+    assert result.exit_code == 2 and "inside the input folder" in result.output and not (WHOLE / "out").exists()
+
+
 def test_glob_input_and_amp(tmp_path, tiny_weights):
     result, report = restore(str(WHOLE / "0[45].jpg"), "-o", tmp_path / "out", "--weights", tiny_weights,
                              "--detector", "mtcnn", "--amp", "--json")

@@ -9,7 +9,7 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -53,25 +53,42 @@ class LoadedImage:
         return self.bgr.astype(np.float32) / self.max_value
 
 
-def list_images(source: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTS) -> tuple[Path, list[Path]]:
-    """Resolve a file, a folder (recursive, sorted; files ending in ``exts``) or a glob to
-    ``(root, files)``.
+def list_images(sources: str | os.PathLike | Sequence[str | os.PathLike],
+                exts: tuple[str, ...] = IMAGE_EXTS) -> tuple[Path, list[Path]]:
+    """Resolve a file, a folder (recursive, sorted; files ending in ``exts``, hidden files and folders
+    left out) or a glob, or several of them (as a shell expands ``*.jpg``), to ``(root, files)``.
 
-    ``root`` is the folder that output paths are made relative to. A dangling symbolic link with an
+    ``root`` is the folder that output paths are made relative to: of several sources, the folder
+    they share (their files then listed by absolute path, each once). A dangling symbolic link with an
     image extension is listed too, so that it is reported (:func:`read_image` says where it points).
     """
+    if isinstance(sources, (str, os.PathLike)):
+        return _list_one(sources, exts)
+    listed = [_list_one(source, exts) for source in sources]
+    if len(listed) == 1:
+        return listed[0]
+    root = Path(os.path.commonpath([os.path.abspath(r) for r, _ in listed]))
+    return root, sorted({Path(os.path.abspath(f)) for _, files in listed for f in files})
+
+
+def _list_one(source: str | os.PathLike, exts: tuple[str, ...]) -> tuple[Path, list[Path]]:
     src = str(source)
     path = Path(src)
     if path.is_file():
         return path.parent, [path]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink() and not p.exists())
-                       and p.suffix.lower() in exts)
+                       and p.suffix.lower() in exts and not _hidden(p.relative_to(path)))
         return path, files
     matches = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
     if matches:
         return Path(os.path.commonpath([p.parent for p in matches])), matches
     raise FileNotFoundError(f"no such file, folder or glob match: {src}")
+
+
+def _hidden(rel: Path) -> bool:
+    """A dot file or a file in a dot folder (``._photo.jpg`` of macOS, ``.thumbs/``, ``.git/``)."""
+    return any(part.startswith(".") for part in rel.parts)
 
 
 def _header(path: Path) -> tuple[tuple[int, int] | None, str | None, int]:
@@ -139,8 +156,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageReadError("empty file (0 bytes)")
     size, mode, orient = _header(path)
     if size is not None and size[0] * size[1] > max_pixels:
-        raise ImageReadError(f"{size[0]}×{size[1]} is over the --max-pixels limit of {max_pixels} "
-                             "(raise --max-pixels to allow it)")
+        raise ImageReadError(f"{size[0]}×{size[1]} is over the max_pixels limit of {max_pixels} "
+                             "(raise max_pixels to allow it)")
     if size is not None and check_size is not None:
         check_size(*size)
     if _truncated(path):

@@ -11,6 +11,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
 PART_SUFFIX = ".part"  # temporary files of atomic writes: ".NAME.XXXX.part" beside the target
 
@@ -22,16 +23,23 @@ class UnsafeOutputError(Exception):
     """An output location that could harm the user's files."""
 
 
-def check_output_location(inputs: str | os.PathLike, out_dir: str | os.PathLike) -> None:
-    """Refuse an output folder that a scan of the input would read back: the input folder itself or
-    a folder inside it (and, for a recursive ``**`` glob, a folder inside the glob's root).
+def check_output_location(inputs: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that a scan of the input (or of any of several inputs) would read
+    back: the input folder itself or a folder inside it (and, for a recursive ``**`` glob, a folder
+    inside the glob's root).
 
     A single photo or a flat glob may write anywhere, its own folder included: outputs go to their
     own files, and :func:`check_not_input` refuses the one that would replace an input.
     """
-    src, out = Path(inputs), Path(out_dir).resolve()
+    out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise UnsafeOutputError(f"output folder {out_dir} exists and is a file, not a folder; choose a folder")
+    for source in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
+        _check_not_inside(source, out)
+
+
+def _check_not_inside(inputs: str | os.PathLike, out: Path) -> None:
+    src = Path(inputs)
     if src.is_file():
         return
     if src.is_dir():

@@ -1,4 +1,4 @@
-"""`mpcnet weights`: list, fetch, pin and check the model files in weights.yaml."""
+"""`mpcnet weights`: list, fetch, pin and locate the model files in weights.yaml (each checked by its sha256)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -10,7 +10,7 @@ from rich.table import Table
 from mpcnet import weights as weights_registry
 from mpcnet_cli.common import console, emit_json, fail
 
-app = typer.Typer(help="The model files the toolkit can use (weights.yaml): list, fetch, pin, check.",
+app = typer.Typer(help="The model files the toolkit can use (weights.yaml): list, fetch, pin, path; every file checked by its sha256.",
                   no_args_is_help=True)
 
 

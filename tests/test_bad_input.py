@@ -248,6 +248,7 @@ BAD_REQUESTS = {
     "text checkpoint": (lambda t, w: ["--weights", torch_file(t, "text")], "not a readable PyTorch"),
     "malicious checkpoint": (lambda t, w: ["--weights", torch_file(t, "evil")], "could run code"),
     "-o is a file": (lambda t, w: ["--weights", w, "-o", t / "note.txt"], "is a file, not a folder"),
+    "-o under a file": (lambda t, w: ["--weights", w, "-o", t / "note.txt" / "out"], "cannot be made"),
     "--overwrite with --skip-existing": (lambda t, w: ["--weights", w, "--overwrite", "--skip-existing"],
                                          "contradict"),
     "--max-pixels 0": (lambda t, w: ["--weights", w, "--max-pixels", "0"], "--max-pixels must be"),

@@ -122,6 +122,17 @@ def test_output_inside_input_is_refused(tmp_path):
         check_output_location(tmp_path / "in", tmp_path / "file")
 
 
+def test_output_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(UnsafeOutputError, match=r"cannot be made: .*file is a file, not a folder"):
+        check_output_location(tmp_path / "in", tmp_path / "file" / "out" / "deeper")
+    # root may write anywhere, so an unwritable folder is only seen through what os.access says of it
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(UnsafeOutputError, match=f"no permission to write in {tmp_path}$"):
+        check_output_location(tmp_path / "in", tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
+
+
 def test_single_file_or_flat_glob_may_write_beside_itself(tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"x")

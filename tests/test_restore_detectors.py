@@ -54,6 +54,14 @@ def test_no_face_in_a_landscape(detector):
     assert detect_faces(detector, cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)) == []
 
 
+@pytest.mark.parametrize("size", [(16, 16), (17, 30)])
+def test_a_photo_smaller_than_any_face_has_no_face(detector, size):
+    """MTCNN's pyramid is empty below its smallest face (20 px), where it used to raise."""
+    photo = cv2.resize(cv2.imread(str(DATA / "codeformer-inputs" / "whole_imgs" / "00.jpg")), size[::-1],
+                       interpolation=cv2.INTER_AREA)
+    assert detect_faces(detector, photo) == []
+
+
 def test_detection_on_a_downscaled_copy_maps_back_to_full_resolution():
     det = make_detector("mtcnn")
     bgr = cv2.imread(str(DATA / "codeformer-inputs" / "whole_imgs" / "06.png"))

@@ -115,6 +115,8 @@ class MTCNNDetector:
         self.threshold = threshold
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
+        if min(bgr.shape[:2]) < self.net.min_face_size:  # smaller than its smallest face (its pyramid is empty)
+            return []
         with torch.inference_mode():
             boxes, scores, points = self.net.detect(np.ascontiguousarray(bgr[..., ::-1]), landmarks=True)
         if boxes is None:
@@ -136,6 +138,9 @@ class YuNetDetector:
         _, rows = self.net.detect(np.ascontiguousarray(bgr))
         if rows is None:
             return []
+        h, w = bgr.shape[:2]
+        # on photos smaller than its coarsest stride (32 px) YuNet can return rows of uninitialised values
+        rows = [r for r in rows if np.isfinite(r).all() and 0 <= r[0] + r[2] / 2 < w and 0 <= r[1] + r[3] / 2 < h]
         return [Face(np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]], np.float32), float(r[14]),
                      r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
 

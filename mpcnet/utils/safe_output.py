@@ -34,6 +34,11 @@ def check_output_location(inputs: str | os.PathLike | Sequence[str | os.PathLike
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise UnsafeOutputError(f"output folder {out_dir} exists and is a file, not a folder; choose a folder")
+    made_in = next(p for p in [out, *out.parents] if p.exists())  # where the first folder will be made
+    if not made_in.is_dir():
+        raise UnsafeOutputError(f"output folder {out_dir} cannot be made: {made_in} is a file, not a folder")
+    if not os.access(made_in, os.W_OK | os.X_OK):
+        raise UnsafeOutputError(f"output folder {out_dir} cannot be written: no permission to write in {made_in}")
     for source in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
         _check_not_inside(source, out)
 

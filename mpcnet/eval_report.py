@@ -78,14 +78,21 @@ def markdown_report(result: EvalResult, grid: tuple[str, list[str]] | None, labe
     return "\n".join(lines)
 
 
-def write_report(result: EvalResult, out_dir: Path, label: str, overwrite: bool = False) -> list[Path]:
-    """``report.md``, ``metrics.json`` and ``grid.png`` in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names, rows = grid_rows(result)
+def check_report_free(out_dir: Path, overwrite: bool = False) -> list[Path]:
+    """The report's files in ``out_dir`` (``report.md``, ``metrics.json``, ``grid.png``); raises when one
+    exists and not ``overwrite`` (checked again before any restoring or scoring)."""
     targets = [out_dir / n for n in ("report.md", "metrics.json", "grid.png")]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
         raise EvalError(f"{existing[0]} exists; give --overwrite to replace the report")
+    return targets
+
+
+def write_report(result: EvalResult, out_dir: Path, label: str, overwrite: bool = False) -> list[Path]:
+    """``report.md``, ``metrics.json`` and ``grid.png`` in ``out_dir``."""
+    targets = check_report_free(out_dir, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names, rows = grid_rows(result)
     md = markdown_report(result, ("grid.png", names) if rows else None, label)
     if rows:
         write_image(targets[2], sample_grid(rows), overwrite=True)

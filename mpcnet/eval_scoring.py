@@ -21,7 +21,7 @@ from mpcnet.metrics.paired import PAIRED_NETWORK_METRICS, build_scorers
 from mpcnet.metrics.pixel import grad_ratio, psnr, ssim
 from mpcnet.published import published_json
 from mpcnet.utils.dist import Launch
-from mpcnet.utils.image_io import as_8bit, list_images, pixel_count, read_image
+from mpcnet.utils.image_io import as_8bit, image_size, list_images, pixel_count, read_image
 
 PAIRED = ("psnr", "ssim", "grad_ratio", *PAIRED_NETWORK_METRICS)
 
@@ -53,6 +53,16 @@ def pair_folders(restored: Path, gt: Path) -> Pairing:
     r, g = index_folder(restored), index_folder(gt)
     return Pairing([(k, r[k], g[k]) for k in sorted(r.keys() & g.keys())],
                    sorted(r.keys() - g.keys()), sorted(g.keys() - r.keys()))
+
+
+def check_sizes_before_restoring(lq: Path, gt: Path) -> None:
+    """``eval --lq --gt`` restores each face at its own size: refuse, before restoring, when no face of
+    ``lq`` has the size of its GT (read from the headers), since no pair could then be scored."""
+    pairs = pair_folders(lq, gt).pairs
+    sizes = [(key, image_size(a), image_size(b)) for key, a, b in pairs]
+    mismatch = [f"{key} ({a[0]}×{a[1]} vs {b[0]}×{b[1]})" for key, a, b in sizes if a and b and a != b]
+    if pairs and len(mismatch) == len(pairs):
+        raise EvalError("no pair could be scored, as --lq is restored at its own size: " + "; ".join(mismatch[:3]))
 
 
 @dataclass

@@ -67,8 +67,8 @@ def evaluate(
     appear only in the columns computed the same way.
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
-    from mpcnet.eval_report import write_report
-    from mpcnet.eval_scoring import score
+    from mpcnet.eval_report import check_report_free, write_report
+    from mpcnet.eval_scoring import check_sizes_before_restoring, score
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder
     from mpcnet.utils.dist import DistError, launch as join
 
@@ -98,6 +98,9 @@ def evaluate(
             fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
         if output is not None:  # the report must not land where the images are read from, nor on a file
             check_output_location(restored or lq, output)
+            check_report_free(output, overwrite)
+        if restored is None and gt is not None:
+            check_sizes_before_restoring(lq, gt)
         if launcher == "pytorch" and restored is None and output is None:
             fail("--launcher pytorch restores --lq into -o, one folder all processes write to: give -o")
         launch = join(launcher, device)

@@ -431,6 +431,26 @@ def test_eval_output_on_a_file_is_refused_before_scoring(faces, tmp_path):
     assert "mpcnet eval:" not in result.stderr  # nothing was scored
 
 
+def test_eval_refuses_before_restoring_what_would_fail_after(faces, tmp_path, tiny_weights):
+    """A report already in -o, or a GT of another size than every input, is refused before any face
+    is restored (it used to come after restoring the whole set, and left restored_imgs/ behind)."""
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for face in faces.iterdir():  # the faces are 128 px: their GT at 256 px cannot be paired
+        cv2.imwrite(str(gt / face.name), cv2.resize(cv2.imread(str(face)), (256, 256)))
+    result, _ = cli("eval", "--lq", faces, "--gt", gt, "--weights", tiny_weights, "--metrics", "psnr",
+                    "-o", tmp_path / "report")
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", "no pair could be scored", "128×128 vs 256×256")
+    assert not (tmp_path / "report").exists()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "report.md").write_text("a user's report\n")
+    result, _ = cli("eval", "--lq", faces, "--weights", tiny_weights, "--metrics", "niqe", "-o", tmp_path / "old")
+    assert result.exit_code == 2 and "--overwrite" in result.stderr
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["report.md"]
+    assert (tmp_path / "old" / "report.md").read_text() == "a user's report\n"
+
+
 def test_eval_exit_1_when_an_input_failed_and_json_names_no_deleted_folder(faces, tmp_path, tiny_weights):
     (faces / "empty.png").write_bytes(b"")
     before = tree_hashes(faces)

@@ -101,10 +101,15 @@ def _header(path: Path) -> tuple[tuple[int, int] | None, str | None, int]:
         return None, None, 1
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` from the header alone (before EXIF orientation), or None when unreadable."""
+    return _header(Path(path))[0]
+
+
 def pixel_count(path: str | os.PathLike) -> int:
     """Width × height from the header alone (0 when unreadable): the weight of a photo when a batch
     is split across processes."""
-    size = _header(Path(path))[0]
+    size = image_size(path)
     return size[0] * size[1] if size else 0
 
 

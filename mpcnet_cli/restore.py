@@ -31,7 +31,8 @@ def restore(
                                 "checkpoint is exported once, ~13 s, and kept in $MPCNET_CACHE_DIR/onnx, default "
                                 "~/.cache/mpcnet/onnx; needs the optional 'onnx' extra)."),
     upscale: Optional[int] = typer.Option(None, "--upscale", "-s", min=1, help="Output size = input size × N "
-                                          "(default 2; 1 with --aligned, which keeps the input's size)."),
+                                          "(default 2, or 1 for a photo whose ×2 would be over --max-pixels; 1 "
+                                          "with --aligned, which keeps the input's size)."),
     fidelity: float = typer.Option(0.0, "--fidelity", "-w", min=0.0, max=1.0, help="W in [0, 1]: 0 = the network's "
                                    "restoration (strongest), 1 = the input face (most faithful); the aligned faces "
                                    "are blended (1 − W)·restored + W·input before paste-back."),

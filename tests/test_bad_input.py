@@ -153,6 +153,22 @@ def test_upscale_beyond_the_pixel_limit_fails_per_file_and_the_batch_goes_on(fac
     assert tree_hashes(big) == before
 
 
+def test_a_photo_too_large_for_the_default_upscale_keeps_its_size(tmp_path, tiny_weights):
+    """The default ×2 (not asked for) of a photo over a quarter of --max-pixels (16 MP by default) would
+    fail it: the photo is restored at its own size, with a note; an --upscale 2 asked for still fails."""
+    photo = WHOLE / "05.jpg"  # 191×264 = 50,424 pixels: ×2 is 201,696
+    result, report = cli("restore", photo, "-o", tmp_path / "out", "--weights", tiny_weights, "--detector", "mtcnn",
+                         "--max-pixels", "100000", "--json")
+    assert result.exit_code == 0, result.output
+    [row] = report["results"]
+    assert row["status"] == "restored" and row["faces"] == 1
+    assert "kept at its size: ×2 would be 382×528, over --max-pixels" in row["message"]
+    assert cv2.imread(str(tmp_path / "out" / "restored_imgs" / "05.jpg")).shape == (264, 191, 3)
+    result, report = cli("restore", photo, "-o", tmp_path / "asked", "--weights", tiny_weights, "--detector",
+                         "mtcnn", "--max-pixels", "100000", "--upscale", "2", "--json")
+    assert result.exit_code == 1 and "382×528 at upscale 2, is over the --max-pixels" in report["results"][0]["message"]
+
+
 def test_an_image_that_does_not_fit_in_memory_is_refused_before_decoding(faces, tmp_path, tiny_weights, monkeypatch):
     """The estimate (input, output at --upscale, background) is compared with the free memory."""
     from mpcnet.restoration import stages

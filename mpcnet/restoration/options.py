@@ -1,7 +1,7 @@
 """``mpcnet restore``'s options, checked once when they are made."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mpcnet.restoration import BG_UPSAMPLER_NAMES
 from mpcnet.utils.image_io import DEFAULT_MAX_PIXELS
@@ -23,10 +23,11 @@ class RestoreOptions:
     overwrite: bool = False
     fidelity: float = 0.0  # W of :func:`~mpcnet.restoration.stages.blend_fidelity`: 0 the network's face, 1 the input's
     draw_box: bool = False  # draw the detected boxes and landmarks on the output
+    upscale_given: bool = field(init=False, default=True)  # False: the default, which a large photo may lower
 
     def __post_init__(self):
         if self.upscale is None:
-            self.upscale = 1 if self.aligned else 2
+            self.upscale, self.upscale_given = (1 if self.aligned else 2), False
         if self.upscale < 1:
             raise ValueError("--upscale must be 1 or more")
         if self.bg_upsampler not in BG_UPSAMPLER_NAMES:

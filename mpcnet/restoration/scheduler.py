@@ -133,7 +133,7 @@ class RestorePipeline(PhotoStages):
             return _failed(photo.source, exc), []
         except MemoryError:  # the last resort behind _check_size's estimate
             h, w = photo.shape[:2]
-            upscale = self.options.upscale
+            upscale = self.upscale_for(w, h)
             return ImageResult(str(photo.source), "failed", None, 0, f"out of memory composing the "
                                f"{w * upscale}×{h * upscale} output (lower --upscale)"), []
         finally:

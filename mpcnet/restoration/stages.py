@@ -83,6 +83,14 @@ class PhotoStages:
         suffix = f"_{self.options.suffix}" if self.options.suffix else ""
         return out_dir / folder / rel.parent / f"{rel.stem}{suffix}{ext}"
 
+    def upscale_for(self, width: int, height: int) -> int:
+        """The photo's upscale: ``--upscale``, but 1 where the default ×2 (not asked for) would make an
+        output over ``--max-pixels``: a photo over 16 MP keeps its size rather than failing."""
+        opts = self.options
+        if not opts.upscale_given and width * height * opts.upscale ** 2 > opts.max_pixels:
+            return 1
+        return opts.upscale
+
     # -- the stages ---------------------------------------------------------------------------
     def memory_needed(self, width: int, height: int) -> int:
         """Bytes one photo holds at its peak, counted at 16 bits per sample (the header does not
@@ -91,7 +99,8 @@ class PhotoStages:
         twice (ours and its own tensors)."""
         opts = self.options
         pixels = width * height
-        need = pixels * 3 * 2 + pixels * opts.upscale ** 2 * 3 * 2 * (4 if opts.save_comparison else 2)
+        need = pixels * 3 * 2 + pixels * self.upscale_for(width, height) ** 2 * 3 * 2 * (4 if opts.save_comparison
+                                                                                       else 2)
         if opts.aligned:
             return need + pixels * 3 * 4
         return need + (pixels * 3 * 4 * (1 + 4) * 2 if opts.bg_upsampler == "realesrgan" else 0)
@@ -99,14 +108,14 @@ class PhotoStages:
     def _check_size(self, width: int, height: int) -> None:
         """Refuse, before decoding, a photo whose output is over ``max_pixels`` or that needs more
         memory than is available (:meth:`memory_needed`)."""
-        opts = self.options
-        out_w, out_h = width * opts.upscale, height * opts.upscale
+        opts, upscale = self.options, self.upscale_for(width, height)
+        out_w, out_h = width * upscale, height * upscale
         if out_w * out_h > opts.max_pixels:
-            raise ImageReadError(f"the output, {out_w}×{out_h} at upscale {opts.upscale}, is over the --max-pixels "
+            raise ImageReadError(f"the output, {out_w}×{out_h} at upscale {upscale}, is over the --max-pixels "
                                  f"limit of {opts.max_pixels} (raise --max-pixels or lower --upscale)")
         need, free = self.memory_needed(width, height), available_bytes()
         if free is not None and need > free:
-            raise ImageReadError(f"{width}×{height} at upscale {opts.upscale} needs about {format_bytes(need)} of "
+            raise ImageReadError(f"{width}×{height} at upscale {upscale} needs about {format_bytes(need)} of "
                                  f"memory and {format_bytes(free)} is available (lower --upscale, or free memory)")
 
     def _prepare(self, source: Path, output: Path) -> Photo:
@@ -162,21 +171,22 @@ class PhotoStages:
         opts = self.options
         image = self._reload(photo)
         h, w = photo.shape[:2]
-        size = (w * opts.upscale, h * opts.upscale)
+        upscale = self.upscale_for(w, h)
+        size = (w * upscale, h * upscale)
         if opts.aligned:
             with self.timer("paste"):
                 return self._to_dtype(photo, cv2.resize(photo.restored[0], size, interpolation=cv2.INTER_AREA
                                                         if size[0] < FACE_SIZE else cv2.INTER_CUBIC).clip(0, 1))
         with self.timer("background"):
-            if self._background is None or opts.upscale == 1:  # pasted in place; the comparison needs a copy
+            if self._background is None or upscale == 1:  # pasted in place; the comparison needs a copy
                 canvas = image.bgr.copy() if opts.save_comparison else image.bgr
             else:
                 canvas = self._background(image.bgr, size)
         with self.timer("paste"):
             for face, mask, affine in zip(photo.restored, self._masks(photo), photo.affines):
-                paste_face(canvas, face, mask, inverse_affine(affine, opts.upscale))
+                paste_face(canvas, face, mask, inverse_affine(affine, upscale))
             if opts.draw_box:
-                draw_faces(canvas, photo.faces, opts.upscale)
+                draw_faces(canvas, photo.faces, upscale)
             return canvas
 
     def _encode(self, photo: Photo, out_dir: Path, root: Path) -> tuple[ImageResult, list[tuple[Path, bytes]]]:
@@ -202,7 +212,11 @@ class PhotoStages:
                 before = cv2.resize(photo.image.bgr, (w, h), interpolation=cv2.INTER_NEAREST)
                 path = self.output_path(photo.source, root, out_dir, "cmp")
                 files.append((path, encode_image(path, np.hstack([before, composed]))))
-        notes = format_notes(photo.image, ext)
+        h, w = photo.shape[:2]
+        kept = self.upscale_for(w, h) != opts.upscale
+        notes = "; ".join(filter(None, [format_notes(photo.image, ext), kept and (
+            f"kept at its size: ×{opts.upscale} would be {w * opts.upscale}×{h * opts.upscale}, over --max-pixels "
+            f"(give --upscale {opts.upscale} and a larger --max-pixels to enlarge it)")]))
         if opts.aligned:
             return ImageResult(str(photo.source), "restored", str(photo.output), 1, notes), files
         if faces == 0:

@@ -57,6 +57,48 @@ def test_exif_orientation_is_applied(tmp_path, aligned_faces):
     assert read_image(tmp_path / "rot.jpg").bgr.shape[:2] == (64, 32)
 
 
+CAMERA_PHOTO = DATA / "faces-wild" / "deepface-tests" / "tests__unit__dataset__img1.jpg"  # ICC, Canon EXIF, 72 dpi
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_profile_exif_and_resolution_are_written_into_outputs(tmp_path, ext):
+    """What `restore` keeps of a real photo: its ICC profile byte for byte, its EXIF (orientation 1,
+    since the pixels are turned upright on reading) and its resolution, doubled with the size."""
+    from mpcnet.utils.image_io import encode_image
+
+    image = read_image(CAMERA_PHOTO)
+    with Image.open(CAMERA_PHOTO) as original:
+        icc, tags = original.info["icc_profile"], dict(original.getexif())
+    small = cv2.resize(image.bgr, (96, 64))
+    out, plain = tmp_path / f"out{ext}", tmp_path / f"plain{ext}"
+    out.write_bytes(encode_image(out, small, metadata=image.metadata.scaled(2)))
+    plain.write_bytes(encode_image(plain, small))
+    assert np.array_equal(cv2.imread(str(out)), cv2.imread(str(plain)))  # the same pixels, only more said of them
+    with Image.open(out) as written:
+        written.load()
+        exif = written.getexif()
+        assert written.info["icc_profile"] == icc and written.info["dpi"] == pytest.approx((144, 144), abs=0.02)
+        assert exif[0x0112] == 1 and exif[0x010F] == tags[0x010F] == "Canon" and exif[0x011A] == 144
+        assert exif.get_ifd(0x8769)[0x9003] == "2019:07:20 17:45:22"  # DateTimeOriginal, in the Exif sub-IFD
+    with Image.open(plain) as written:
+        assert "icc_profile" not in written.info and not len(written.getexif())
+    gray = tmp_path / f"gray{ext}"  # an RGB profile does not describe one channel: left out, the rest kept
+    gray.write_bytes(encode_image(gray, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), metadata=image.metadata))
+    with Image.open(gray) as written:
+        assert "icc_profile" not in written.info and written.getexif()[0x010F] == "Canon"
+
+
+def test_rotated_photo_keeps_its_exif_upright(tmp_path, aligned_faces):
+    src = Image.open(aligned_faces[0]).convert("RGB").resize((64, 32))
+    exif = Image.Exif()
+    exif[0x0112], exif[0x0110] = 6, "a camera"
+    src.save(tmp_path / "rot.jpg", exif=exif)
+    metadata = read_image(tmp_path / "rot.jpg").metadata
+    table = Image.Exif()
+    table.load(metadata.exif)
+    assert table[0x0112] == 1 and table[0x0110] == "a camera"
+
+
 @pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"hello, not an image", "not an image"),
                                             (None, "corrupt")])
 def test_bad_files_give_one_line_reasons(tmp_path, aligned_faces, content, reason):

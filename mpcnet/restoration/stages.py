@@ -198,9 +198,11 @@ class PhotoStages:
             return ImageResult(str(photo.source), "no-face", None, 0, "no face found; not written (--faces-only)"), []
         composed = self._compose(photo)
         ext = photo.output.suffix.lower()
+        h, w = photo.shape[:2]
         with self.timer("write"):
             files = [(photo.output, encode_image(photo.output, like_input(photo.image, composed, photo.single_channel,
-                                                                           ext)))]
+                                                                           ext),
+                                                 metadata=photo.image.metadata.scaled(composed.shape[1] // w)))]
             if opts.save_faces:
                 for i, (crop, face) in enumerate(zip(photo.crops, photo.restored)):
                     for folder, img in (("cropped_faces", crop), ("restored_faces", face)):
@@ -212,7 +214,6 @@ class PhotoStages:
                 before = cv2.resize(photo.image.bgr, (w, h), interpolation=cv2.INTER_NEAREST)
                 path = self.output_path(photo.source, root, out_dir, "cmp")
                 files.append((path, encode_image(path, np.hstack([before, composed]))))
-        h, w = photo.shape[:2]
         kept = self.upscale_for(w, h) != opts.upscale
         notes = "; ".join(filter(None, [format_notes(photo.image, ext), kept and (
             f"kept at its size: ×{opts.upscale} would be {w * opts.upscale}×{h * opts.upscale}, over --max-pixels "

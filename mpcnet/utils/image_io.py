@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
+from mpcnet.utils.image_metadata import Metadata
 from mpcnet.utils.safe_output import write_bytes_atomic
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -38,6 +39,7 @@ class LoadedImage:
     gray: bool  # the source had one channel (or three equal ones)
     path: Path
     mode: str | None = None  # the file's own pixel mode as PIL names it ("L", "RGBA", "I;16"…), if PIL reads it
+    metadata: Metadata = field(default_factory=Metadata)  # ICC profile, EXIF, resolution: kept in outputs
 
     @property
     def bit_depth(self) -> int:
@@ -185,7 +187,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         gray = is_gray(bgr)
     else:
         bgr, gray = raw[..., :3], is_gray(raw)
-    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode)
+    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode, metadata=Metadata.read(path))
 
 
 def is_gray(bgr: np.ndarray) -> bool:
@@ -210,8 +212,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     return write_encoded(path, encode_image(path, image, jpeg_quality), overwrite)
 
 
-def encode_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 95) -> bytes:
-    """``image`` (BGR/BGRA/gray, uint8 or uint16) encoded by ``path``'s extension."""
+def encode_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 95,
+                 metadata: Metadata | None = None) -> bytes:
+    """``image`` (BGR/BGRA/gray, uint8 or uint16) encoded by ``path``'s extension, with ``metadata``
+    written in (JPEG and PNG)."""
     path = Path(path)
     ext = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
@@ -220,7 +224,8 @@ def encode_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int =
     ok, buf = cv2.imencode(ext, image, params)
     if not ok:
         raise OSError(f"could not encode {path.name}")
-    return buf.tobytes()
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    return metadata.embed(buf.tobytes(), ext, channels) if metadata else buf.tobytes()
 
 
 def write_encoded(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:

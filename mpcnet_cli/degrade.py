@@ -81,7 +81,7 @@ def degrade(
 
         def on_done(job, error):
             if error:
-                console.print(f"[yellow]skipped[/] {job.rel}: {error}")
+                console.print(f"[red]failed[/] {job.rel}: {error}")
             progress.advance(task)
 
         summary = run(jobs, out, ranges, seed, size, workers, overwrite, manifest, on_done, skip_existing)

@@ -43,7 +43,7 @@ def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-rea
 
 @app.command()
 def fetch(name: str = typer.Argument(..., help="A name from 'mpcnet weights list'.")) -> None:
-    """Download a model file into ~/.cache/mpcnet/weights, verify its sha256, write it atomically."""
+    """Download a model file into $MPCNET_CACHE_DIR/weights (default ~/.cache/mpcnet/weights), verify its sha256, write it atomically."""
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), console=console, transient=True) as progress:
         task = progress.add_task(name, total=None)
@@ -61,7 +61,7 @@ def fetch(name: str = typer.Argument(..., help="A name from 'mpcnet weights list
 @app.command()
 def pin(name: str = typer.Argument(..., help="An entry whose sha256 is 'unknown' in weights.yaml."),
         sha256: Optional[str] = typer.Option(None, help="The hash to pin; default: hash the local copy.")) -> None:
-    """Pin the sha256 of a model file the registry has no hash for (stored in ~/.cache/mpcnet/pins.yaml)."""
+    """Pin the sha256 of a model file the registry has no hash for (stored in $MPCNET_CACHE_DIR/pins.yaml, default ~/.cache/mpcnet/pins.yaml)."""
     try:
         console.print(f"{name}: pinned {weights_registry.pin(name, sha256)}")
     except weights_registry.WeightsError as exc:

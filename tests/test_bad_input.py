@@ -626,7 +626,7 @@ def test_degrade_ctrl_c_keeps_finished_outputs_and_resumes(six_faces, tmp_path):
                                            "--json")
     assert code == 130 and "Traceback" not in stderr and "libpng" not in stderr
     assert [line for line in stderr.splitlines() if "00cut.png" in line] == [
-        "skipped 00cut.png: corrupt or truncated image data"]
+        "failed 00cut.png: corrupt or truncated image data"]
     assert "interrupted after 3 of 7 images" in stderr and "rerun with --skip-existing" in stderr
     report = json.loads(stdout)
     assert report["interrupted"] is True and report["processed"] == 2

@@ -99,6 +99,14 @@ def test_aligned_faces_exit_zero_and_runs_are_identical(tmp_path, tiny_weights, 
     assert outs[0] == outs[1]  # the noise-free prior: same input, same output
     face = cv2.imread(str(tmp_path / "a" / "restored_imgs" / "Hepburn01_mpc.png"), cv2.IMREAD_UNCHANGED)
     assert face.shape == (512, 512, 3) and np.array_equal(face[..., 0], face[..., 2])
+    assert not any(r["message"] for r in report["results"])  # square crops: nothing to say
+
+
+def test_aligned_on_a_whole_photo_says_so(tmp_path, tiny_weights):
+    result, report = restore(WHOLE / "00.jpg", "-o", tmp_path / "out", "--weights", tiny_weights, "--aligned",
+                             "--json")
+    assert result.exit_code == 0
+    assert "not square (491×310): --aligned takes FFHQ-aligned face crops" in report["results"][0]["message"]
 
 
 def test_many_faces_in_the_solvay_photo(tmp_path, tiny_weights):

@@ -219,6 +219,9 @@ class PhotoStages:
             f"kept at its size: ×{opts.upscale} would be {w * opts.upscale}×{h * opts.upscale}, over --max-pixels "
             f"(give --upscale {opts.upscale} and a larger --max-pixels to enlarge it)")]))
         if opts.aligned:
+            if w != h:  # an aligned face crop is square; this may be a whole photo
+                notes = "; ".join(filter(None, [notes, f"not square ({w}×{h}): --aligned takes FFHQ-aligned face "
+                                                       "crops; for a photo, leave it out and faces are detected"]))
             return ImageResult(str(photo.source), "restored", str(photo.output), 1, notes), files
         if faces == 0:
             message = "; ".join(filter(None, ["no face found; background upscaled only", notes]))

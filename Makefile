@@ -16,7 +16,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/mpcnet restore $(SHARED)/data/codeformer-inputs/whole_imgs -o results/demo --overwrite
+	$(VENV)/bin/mpcnet restore $(SHARED)/data/codeformer-inputs/whole_imgs -o results/demo --overwrite --save-comparison
 
 test:
 	bash scripts/setup.sh test

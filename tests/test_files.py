@@ -143,6 +143,12 @@ def test_list_images_leaves_out_hidden_files_and_takes_several_sources(tmp_path,
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert list_images(tmp_path / "x")[1] == [tmp_path / "x" / "a.jpg"]
+    (tmp_path / "x" / "linked").symlink_to(tmp_path / "y")  # a linked folder is read, a link back up once
+    (tmp_path / "y" / "up").symlink_to(tmp_path / "x")
+    assert list_images(tmp_path / "x")[1] == [tmp_path / "x" / "a.jpg", tmp_path / "x" / "linked" / "b.png",
+                                              tmp_path / "x" / "linked" / "sub" / "c.png"]
+    for link in (tmp_path / "x" / "linked", tmp_path / "y" / "up"):
+        link.unlink()
     monkeypatch.chdir(tmp_path / "x")
     # as `restore a.jpg ../y ../x/a.jpg` gets them from the shell: each file once, under the folder they share
     root, files = list_images(["a.jpg", "../y", "../x/a.jpg"])

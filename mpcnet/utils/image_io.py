@@ -9,7 +9,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -79,8 +79,8 @@ def _list_one(source: str | os.PathLike, exts: tuple[str, ...]) -> tuple[Path, l
     if path.is_file():
         return path.parent, [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink() and not p.exists())
-                       and p.suffix.lower() in exts and not _hidden(p.relative_to(path)))
+        files = sorted(p for p in _walk(path) if (p.is_file() or p.is_symlink() and not p.exists())
+                       and p.suffix.lower() in exts)
         return path, files
     matches = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
     if matches:
@@ -88,9 +88,19 @@ def _list_one(source: str | os.PathLike, exts: tuple[str, ...]) -> tuple[Path, l
     raise FileNotFoundError(f"no such file, folder or glob match: {src}")
 
 
-def _hidden(rel: Path) -> bool:
-    """A dot file or a file in a dot folder (``._photo.jpg`` of macOS, ``.thumbs/``, ``.git/``)."""
-    return any(part.startswith(".") for part in rel.parts)
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every file under ``folder``, into symbolically linked folders too (each real folder once, so a
+    link back up cannot loop), leaving out hidden files and folders (``._photo.jpg`` of macOS,
+    ``.thumbs/``, ``.git/``)."""
+    seen = set()
+    for top, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        yield from (Path(top) / n for n in names if not n.startswith("."))
 
 
 def _header(path: Path) -> tuple[tuple[int, int] | None, str | None, int]:

@@ -400,7 +400,7 @@ def manifest_variant(text: str, case: str) -> str | bytes:
     return np.random.default_rng(1).bytes(600)  # binary
 
 
-MANIFESTS = {"truncated": ["line 2", "cut short"], "non-numeric": ["line 2", "big"],
+MANIFESTS = {"truncated": ["line 2", "cut short"], "non-numeric": ["line 2", "scale 'big' is not a number"],
              "wrong columns": ["scale", "not a degrade manifest"], "binary": ["not a text file"],
              "escaping output path": ["output", "relative path inside"], "header only": ["no rows"]}
 

@@ -69,14 +69,18 @@ class DegradationParams:
             if f.name not in d:
                 continue
             v = d[f.name]
-            if f.name == "jpeg_quality":
-                kw[f.name] = None if v in (None, "", "None") else int(v)
-            elif f.name == "kernel":
-                kw[f.name] = str(v)
-            elif f.name in ("kernel_size", "seed"):
-                kw[f.name] = int(v)
-            else:
-                kw[f.name] = float(v)
+            try:
+                if f.name == "jpeg_quality":
+                    kw[f.name] = None if v in (None, "", "None") else int(v)
+                elif f.name == "kernel":
+                    kw[f.name] = str(v)
+                elif f.name in ("kernel_size", "seed"):
+                    kw[f.name] = int(v)
+                else:
+                    kw[f.name] = float(v)
+            except (TypeError, ValueError):
+                kind = "an integer" if f.name in ("jpeg_quality", "kernel_size", "seed") else "a number"
+                raise ValueError(f"{f.name} {v!r} is not {kind}") from None
         p = cls(**kw)
         p.validate()
         return p

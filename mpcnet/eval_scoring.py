@@ -21,7 +21,7 @@ from mpcnet.metrics.paired import PAIRED_NETWORK_METRICS, build_scorers
 from mpcnet.metrics.pixel import grad_ratio, psnr, ssim
 from mpcnet.published import published_json
 from mpcnet.utils.dist import Launch
-from mpcnet.utils.image_io import as_8bit, image_size, list_images, pixel_count, read_image
+from mpcnet.utils.image_io import ImageReadError, as_8bit, image_size, list_images, pixel_count, read_image
 
 PAIRED = ("psnr", "ssim", "grad_ratio", *PAIRED_NETWORK_METRICS)
 
@@ -48,9 +48,10 @@ def index_folder(folder: Path) -> dict[str, Path]:
     return {_key(root, f): f for f in files}
 
 
-def pair_folders(restored: Path, gt: Path) -> Pairing:
-    """Pair files by relative path without extension."""
+def pair_folders(restored: Path, gt: Path, only: set[str] | None = None) -> Pairing:
+    """Pair files by relative path without extension (of ``restored``, only the keys in ``only``)."""
     r, g = index_folder(restored), index_folder(gt)
+    r = r if only is None else {k: f for k, f in r.items() if k in only}
     return Pairing([(k, r[k], g[k]) for k in sorted(r.keys() & g.keys())],
                    sorted(r.keys() - g.keys()), sorted(g.keys() - r.keys()))
 
@@ -97,8 +98,10 @@ class EvalResult:
 def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid_ref: Path | None = None,
           metrics: tuple[str, ...] = tuple(METRICS), device: str = "cpu",
           fid_extractor: FeatureExtractor | None = None, progress: Callable[[str], None] | None = None,
-          launch: Launch = Launch()) -> EvalResult | None:
+          launch: Launch = Launch(), only: set[str] | None = None) -> EvalResult | None:
     """Score the images in ``restored`` (against ``gt`` where given); see the module doc for pairing.
+    ``only``: the keys to score (the faces a run has just restored), not whatever else the folder holds.
+    An unreadable image is listed (``unpaired['unreadable']``, naming the file), not scored.
 
     FID compares ``restored`` with ``fid_ref`` (default: the GT folder) and names the protocol used.
     ``fid_extractor`` replaces the Inception network (tests use a small fixed one). Each process of
@@ -109,14 +112,14 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
     result = EvalResult(restored=restored, gt=gt, lq=lq)
     wanted = [m for m in METRICS if m in metrics]
     if gt is not None:
-        pairing = pair_folders(restored, gt)
+        pairing = pair_folders(restored, gt, only)
         if not pairing.pairs:
             raise EvalError(f"no file in {restored} has a counterpart in {gt} (files pair by relative name)")
         result.unpaired = {k: v for k, v in (("restored_only", pairing.only_restored),
                                              ("gt_only", pairing.only_gt)) if v}
         items = pairing.pairs
     else:
-        items = [(k, f, None) for k, f in index_folder(restored).items()]
+        items = [(k, f, None) for k, f in index_folder(restored).items() if only is None or k in only]
         for m in PAIRED:
             if m in wanted:
                 result.skipped[m] = "needs ground truth (--gt)"
@@ -136,12 +139,18 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
             result.skipped["fid"] = str(exc)
             wanted.remove("fid")
 
-    size_mismatch, restored_imgs = {}, []
+    size_mismatch, unreadable, restored_imgs = {}, {}, []
     for key, r_path, g_path in launch.shard(items, lambda item: pixel_count(item[1])):
-        out = load_bgr8(r_path)
+        reading = r_path  # the file an ImageReadError is about
+        try:
+            out = load_bgr8(r_path)
+            reading = g_path
+            ref = load_bgr8(g_path) if g_path is not None else None
+        except ImageReadError as exc:
+            unreadable[key] = f"{reading}: {exc}"
+            continue
         row = {}
-        if g_path is not None:
-            ref = load_bgr8(g_path)
+        if ref is not None:
             if ref.shape != out.shape:
                 size_mismatch[key] = f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})"
                 continue
@@ -167,19 +176,21 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
     if "fid" in wanted and restored_imgs:
         features = dict(zip([key for key, _ in restored_imgs],
                             fid_extractor.features(load_bgr8(p) for _, p in restored_imgs)))
-    parts = launch.gather((result.per_image, result.notes, size_mismatch, features, result.skipped))
+    parts = launch.gather((result.per_image, result.notes, size_mismatch, features, result.skipped, unreadable))
     if parts is None:
         return None
     order = [key for key, _, _ in items]
-    merged = [{k: v for part in parts for k, v in part[i].items()} for i in range(3)]
-    result.per_image, result.notes, size_mismatch = ({k: d[k] for k in order if k in d} for d in merged)
+    merged = [{k: v for part in parts for k, v in part[i].items()} for i in (0, 1, 2, 5)]
+    result.per_image, result.notes, size_mismatch, unreadable = ({k: d[k] for k in order if k in d} for d in merged)
     result.skipped = {m: reason for part in parts for m, reason in part[4].items()}
     wanted = [m for m in wanted if m not in result.skipped]  # e.g. NIQE on a too small image: in no row
     result.per_image = {k: {m: v for m, v in row.items() if m in wanted} for k, row in result.per_image.items()}
     if size_mismatch:
         result.unpaired["size_mismatch"] = list(size_mismatch.values())
+    if unreadable:
+        result.unpaired["unreadable"] = list(unreadable.values())
     if not result.per_image:
-        raise EvalError("no pair could be scored: " + "; ".join(list(size_mismatch.values())[:3]))
+        raise EvalError("no pair could be scored: " + "; ".join([*size_mismatch.values(), *unreadable.values()][:3]))
 
     for m in wanted:
         if m == "fid" or m in result.skipped:

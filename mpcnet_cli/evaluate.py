@@ -68,7 +68,7 @@ def evaluate(
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.eval_report import check_report_free, write_report
-    from mpcnet.eval_scoring import check_sizes_before_restoring, score
+    from mpcnet.eval_scoring import check_sizes_before_restoring, index_folder, score
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder
     from mpcnet.utils.dist import DistError, launch as join
 
@@ -97,7 +97,7 @@ def evaluate(
         if restored is None and lq is None:
             fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
         if output is not None:  # the report must not land where the images are read from, nor on a file
-            check_output_location(restored or lq, output)
+            check_output_location([f for f in (restored or lq, gt, fid_ref) if f is not None], output)
             check_report_free(output, overwrite)
         if restored is None and gt is not None:
             check_sizes_before_restoring(lq, gt)
@@ -118,7 +118,8 @@ def evaluate(
                         console.print(f"[yellow]restore failed:[/] {failure['source']}: {failure['message']}")
             with console.status("scoring…") as status:
                 result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=launch.device,
-                               progress=lambda key: status.update(f"scoring {key}"), launch=launch)
+                               progress=lambda key: status.update(f"scoring {key}"), launch=launch,
+                               only=set(index_folder(lq)) if summary is not None else None)
             if result is None:  # not rank 0: its share is in rank 0's report
                 raise typer.Exit(1 if summary is not None and summary["failures"] else 0)
             result.dataset, result.restore = dataset, summary
@@ -133,8 +134,8 @@ def evaluate(
         if summary is not None and output is None:
             report["restored"] = None  # restored into a temporary folder, deleted by now (give -o to keep it)
         emit_json(report)
-    if summary is not None and summary["failures"]:
-        raise typer.Exit(1)  # scored, but some inputs could not be restored
+    if summary is not None and summary["failures"] or "unreadable" in result.unpaired:
+        raise typer.Exit(1)  # scored, but some inputs could not be restored or read
 
 
 def _print_table(result) -> None:

@@ -467,6 +467,28 @@ def test_eval_refuses_before_restoring_what_would_fail_after(faces, tmp_path, ti
     assert (tmp_path / "old" / "report.md").read_text() == "a user's report\n"
 
 
+def test_eval_scores_what_it_read_and_restored_not_what_lies_around(faces, tmp_path, tiny_weights):
+    """A face left in -o/restored_imgs by an earlier run is not scored as this run's; an unreadable
+    restored face is named and left out (exit 1), the others scored; a report into --gt is refused."""
+    out = tmp_path / "report"
+    (out / "restored_imgs").mkdir(parents=True)
+    shutil.copy(next(FACES.glob("*.png")), out / "restored_imgs" / "left-over.png")
+    result, report = cli("eval", "--lq", faces, "--gt", faces, "--weights", tiny_weights, "--metrics", "psnr",
+                         "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert report["images"] == 2 and "left-over" not in json.dumps(report["per_image"])
+    restored = tmp_path / "restored"
+    shutil.copytree(faces, restored)
+    first, second = sorted(restored.iterdir())
+    first.write_text("garbage")
+    result, report = cli("eval", "--restored", restored, "--gt", faces, "--metrics", "psnr", "--json")
+    assert result.exit_code == 1 and report["images"] == 1 and second.stem in report["per_image"]
+    assert report["unpaired"]["unreadable"] == [f"{first}: not an image or corrupt"]
+    result, _ = cli("eval", "--restored", restored, "--gt", faces, "--metrics", "psnr", "-o", faces)
+    assert result.exit_code == 2 and "inside the input folder" in result.stderr
+    assert sorted(p.name for p in faces.iterdir()) == sorted(p.name for p in restored.iterdir())
+
+
 def test_eval_exit_1_when_an_input_failed_and_json_names_no_deleted_folder(faces, tmp_path, tiny_weights):
     (faces / "empty.png").write_bytes(b"")
     before = tree_hashes(faces)

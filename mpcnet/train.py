@@ -78,6 +78,20 @@ def apply_overrides(opt: dict, overrides: dict) -> dict:
     return opt
 
 
+def absent_keys(opt: dict, dotted_keys) -> list[str]:
+    """Those of ``dotted_keys`` that the option mapping ``opt`` does not have: a ``--set`` that adds an
+    option, or mistypes one."""
+    absent = []
+    for dotted in dotted_keys:
+        node = opt
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                absent.append(dotted)
+                break
+            node = node[key]
+    return absent
+
+
 def read_options(opt_path: str | Path, overrides: dict | None = None) -> dict:
     """A BasicSR option file, parsed, with ``overrides`` applied (:func:`apply_overrides`) and checked
     (:func:`check_options`), nothing filled in."""

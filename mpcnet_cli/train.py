@@ -8,7 +8,7 @@ from typing import List
 
 import typer
 
-from mpcnet_cli.common import emit_json, fail
+from mpcnet_cli.common import console, emit_json, fail
 
 
 def train(
@@ -32,7 +32,8 @@ def train(
     import yaml
 
     from mpcnet.checkpoint import CheckpointError
-    from mpcnet.train import TINY_BUDGET, TrainError, check_dataset_paths, read_options, train_pipeline
+    from mpcnet.train import TINY_BUDGET, TrainError, absent_keys, check_dataset_paths, read_options, train_pipeline
+    from mpcnet.utils.text_files import load_yaml
     from mpcnet.weights import WeightsError
 
     overrides = dict(TINY_BUDGET) if tiny else {}
@@ -46,7 +47,12 @@ def train(
             fail(f"--set {item!r}: the value is not valid YAML")
     try:
         for opt in opts:  # every stage's file is checked before the first stage starts
-            check_dataset_paths(read_options(opt, overrides), opt)
+            options = read_options(opt, overrides)
+            if tiny and options.get("model_type") != "MPCNetModel":
+                fail(f"--tiny shrinks MPCNet option files; {opt} trains a {options.get('model_type')}")
+            for key in absent_keys(load_yaml(opt, "option file"), [k for k in overrides if k not in TINY_BUDGET]):
+                console.print(f"[yellow]note:[/] --set {key}: {opt} has no such option; it is added (a typo?)")
+            check_dataset_paths(options, opt)
         with contextlib.redirect_stdout(sys.stderr):  # BasicSR prints; stdout is for the JSON summary
             summaries = [train_pipeline(opt, resume=resume, launcher=launcher, overrides=overrides) for opt in opts]
     except (TrainError, WeightsError, CheckpointError) as exc:

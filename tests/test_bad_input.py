@@ -545,6 +545,23 @@ def test_train_bad_options(case, faces, tmp_path, monkeypatch):
     assert not (tmp_path / "exp").exists()
 
 
+def test_train_tiny_refuses_other_stages_and_a_new_set_key_is_pointed_out(faces, tmp_path, monkeypatch):
+    """`--tiny` on the StyleGAN2 stage raised a TypeError inside training; a mistyped `--set` key was
+    added without a word (here the run stops at the missing data, after the note)."""
+    monkeypatch.chdir(tmp_path)
+    stylegan = REPO / "options" / "train_stylegan2_tiny128.yml"
+    result, _ = cli("train", "-opt", stylegan, "--tiny")
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", "--tiny shrinks MPCNet option files", "StyleGAN2")
+    assert not (tmp_path / "experiments").exists()
+    good = tmp_path / "good.yml"
+    good.write_text(yaml.safe_dump(tiny_options(tmp_path)))
+    result, _ = cli("train", "-opt", good, "--set", "train.total_iters=2", "--set", "datasets.train.dataroot_gt=nope")
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "note:", "--set train.total_iters", "no such option")
+    assert "--set datasets.train.dataroot_gt" not in result.stderr  # a key the file has: nothing to say
+
+
 def test_resume_removes_stale_part_files(tmp_path, monkeypatch):
     from mpcnet.train import train_pipeline
 

@@ -60,6 +60,10 @@ def test_bad_options_fail_with_one_line():
     assert out.exit_code == 2 and "positive" in out.output
     out = invoke("net", *TINY, "--against", "codeformer", "--no-memory")
     assert out.exit_code == 2 and "unknown network 'codeformer'" in out.output
+    out = invoke("net", *TINY, "--dtype", "fp23", "--no-memory")  # it printed an empty table, exit 0
+    assert out.exit_code == 2 and "unknown --dtype 'fp23'" in out.output
+    out = invoke("net", *TINY, "--dtype", "fp16", "--no-memory")  # fp16 is timed on CUDA only
+    assert out.exit_code == 2 and "nothing to measure: fp16" in out.output
 
 
 def test_gmac_counts_exactly_what_one_more_rcab_adds():

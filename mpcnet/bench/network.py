@@ -199,6 +199,11 @@ def run_network_benchmark(models: list[str], cfg: NetConfig, batch_sizes: list[i
         raise BenchError(f"unknown --backend '{backend}'; choose from torch, onnxruntime")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("--device cuda asked for, but CUDA is not available on this machine")
+    unknown = [d for d in dtypes if d not in DTYPES and d not in ORT_DTYPES]
+    if unknown:
+        raise BenchError(f"unknown --dtype '{unknown[0]}'; choose from {', '.join(dict.fromkeys([*DTYPES, *ORT_DTYPES]))}")
+    if all(skip_reason(device, d, backend) for d in dtypes):
+        raise BenchError("nothing to measure: " + "; ".join(f"{d}: {skip_reason(device, d, backend)}" for d in dtypes))
     built = {m: build(m, cfg) for m in models}  # fail early (e.g. gfpgan missing) before timing anything
     nets, onnx = {}, {}
     for m, net in built.items():

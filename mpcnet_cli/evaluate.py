@@ -68,7 +68,7 @@ def evaluate(
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.eval_report import check_report_free, write_report
-    from mpcnet.eval_scoring import check_sizes_before_restoring, index_folder, score
+    from mpcnet.eval_scoring import PAIRED, check_sizes_before_restoring, index_folder, score
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder
     from mpcnet.utils.dist import DistError, launch as join
 
@@ -96,6 +96,8 @@ def evaluate(
                 fail(f"{name} {folder} is not a folder")
         if restored is None and lq is None:
             fail("nothing to score: give --dataset, --lq (to restore it) or --restored")
+        if gt is None and all(m in PAIRED or (m == "fid" and fid_ref is None) for m in chosen):
+            fail(f"--metrics {','.join(chosen)} compare with ground truth: give --gt (for fid, --gt or --fid-ref)")
         if output is not None:  # the report must not land where the images are read from, nor on a file
             check_output_location([f for f in (restored or lq, gt, fid_ref) if f is not None], output)
             check_report_free(output, overwrite)

@@ -439,6 +439,14 @@ def test_eval_empty_lq_names_the_users_folder(tmp_path, tiny_weights):
     assert "mpcnet-eval-" not in result.stderr
 
 
+def test_eval_of_paired_metrics_without_gt_is_refused_before_restoring(faces, tmp_path, tiny_weights):
+    """`--metrics psnr` without `--gt` skipped every metric and exited 0 with an empty report."""
+    result, _ = cli("eval", "--lq", faces, "--weights", tiny_weights, "--metrics", "psnr,fid", "-o", tmp_path / "r")
+    assert result.exit_code == 2
+    assert_one_clean_line(result, "error:", "--metrics psnr,fid compare with ground truth: give --gt")
+    assert not (tmp_path / "r").exists()
+
+
 def test_eval_output_on_a_file_is_refused_before_scoring(faces, tmp_path):
     (tmp_path / "report").write_text("a user's file\n")
     result, _ = cli("eval", "--restored", faces, "--metrics", "niqe", "-o", tmp_path / "report")

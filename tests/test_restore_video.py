@@ -49,6 +49,9 @@ def media(tmp_path_factory):
     make_clip(WHOLE / "03.jpg", src / "clip.mp4", size=192, seconds=1.2, fps=30000 / 1001)
     good = (src / "clip.mp4").read_bytes()
     (src / "cut.mp4").write_bytes(good[:len(good) // 2])
+    make_clip(WHOLE / "03.jpg", src / "whole.mkv", size=64, seconds=0.4, fps=25)  # no frame count; audio longer
+    (src / "cut.mkv").write_bytes((src / "whole.mkv").read_bytes()[:int(0.6 * (src / "whole.mkv").stat().st_size)])
+    (src / "whole.mkv").unlink()
     with av.open(str(src / "sound.mp4"), "w") as out:  # audio only
         audio = out.add_stream("aac", rate=16000)
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.float32), format="fltp", layout="mono")
@@ -84,6 +87,8 @@ def test_a_folder_of_photos_and_videos(media, tiny_weights, tmp_path):
     assert status["sound.mp4"]["message"] == "no video stream"
     assert status["empty.avi"]["message"] == "no frames in the video stream"
     assert "truncated" in status["cut.mp4"]["message"]
+    assert status["cut.mkv"]["message"].startswith("truncated: ") and "of its 10 frames (0.40 s)" in \
+        status["cut.mkv"]["message"]  # it was restored, with half its frames, as a success
     assert status["vfr.mp4"]["message"].startswith("variable frame rate (frames 40.0 to 80.0 ms apart)")
     assert all(r["status"] == "failed" and "\n" not in r["message"] for name, r in status.items()
                if name not in ("photo.jpg", "clip.mp4"))
@@ -98,6 +103,20 @@ def test_a_folder_of_photos_and_videos(media, tiny_weights, tmp_path):
         assert o.streams.audio[0].codec_context.name == c.streams.audio[0].codec_context.name == "aac"
     assert sorted(p.name for p in (out / "restored_videos").iterdir()) == ["clip.mp4"]  # nothing left of failures
     assert tree_hashes(media) == before
+
+
+def test_a_truncated_matroska_file_is_found_by_its_streams_duration(tmp_path):
+    """Matroska and WebM record no frame count, but each stream's duration; the container's is no
+    measure, as its audio (0.46 s here) may run longer than its video (0.40 s)."""
+    from mpcnet.restoration.video import VideoError, probe
+
+    whole = tmp_path / "whole.mkv"
+    make_clip(WHOLE / "03.jpg", whole, size=64, seconds=0.4, fps=25)
+    assert probe(whole).frames == 10 and probe(whole).audio
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[:int(0.6 * whole.stat().st_size)])
+    with pytest.raises(VideoError, match=r"^truncated: \d of its 10 frames \(0.40 s\) are in the file$"):
+        probe(cut)
 
 
 def test_restored_frames_carry_the_restored_face(tiny_weights, tmp_path):

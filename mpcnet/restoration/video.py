@@ -99,6 +99,10 @@ def probe(path: Path) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
             raise VideoError("the video stream has no frame rate")
+        seconds = _stream_seconds(stream) if not stream.frames else None  # Matroska and WebM count no frames
+        expected = round(seconds * float(rate)) if seconds else 0
+        if expected > len(pts) + 1:
+            raise VideoError(f"truncated: {len(pts)} of its {expected} frames ({seconds:.2f} s) are in the file")
         steps = np.diff(np.sort(pts)) * float(stream.time_base) * 1000
         if len(steps) and steps.max() - steps.min() > max(1.0, 0.05 * float(np.median(steps))):
             raise VideoError(f"variable frame rate (frames {steps.min():.1f} to {steps.max():.1f} ms apart); "
@@ -107,6 +111,20 @@ def probe(path: Path) -> VideoInfo:
         if rotation % 90:
             raise VideoError(f"rotated {rotation}° by its metadata; only multiples of 90° are supported")
         return VideoInfo(len(pts), Fraction(rate), rotation % 360, bool(container.streams.audio))
+
+
+def _stream_seconds(stream) -> float | None:
+    """The video stream's own duration from the header: its duration field, else the DURATION tag
+    Matroska writes per stream ('00:00:00.400000000'); None when neither is there. (The container's
+    duration is no measure: its audio may run longer.)"""
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")
+    try:
+        hours, minutes, secs = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    except ValueError:
+        return None
 
 
 def video_pixels(path: Path) -> int:

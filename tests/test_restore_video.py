@@ -6,6 +6,7 @@ import json
 import sys
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -117,6 +118,26 @@ def test_a_truncated_matroska_file_is_found_by_its_streams_duration(tmp_path):
     cut.write_bytes(whole.read_bytes()[:int(0.6 * whole.stat().st_size)])
     with pytest.raises(VideoError, match=r"^truncated: \d of its 10 frames \(0.40 s\) are in the file$"):
         probe(cut)
+
+
+def test_avi_output_keeps_its_frames_in_time_order(tiny_weights, tmp_path):
+    """H.264's reordered (B-)frames scrambled an AVI's timestamps (decoded pts 1, 4, 3, 5, 2, …)."""
+    photo = cv2.resize(cv2.imread(str(WHOLE / "03.jpg")), (96, 128))
+    (tmp_path / "in").mkdir()
+    with av.open(str(tmp_path / "in" / "m.avi"), "w") as out:  # MPEG-4 part 2, as older cameras write
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 96, 128, "yuv420p"
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.roll(photo, 2 * i, axis=1), format="bgr24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    result, report = restore(tmp_path / "in", "-o", tmp_path / "out", "--weights", tiny_weights, "--detector",
+                             "yunet", "--upscale", "1", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    with av.open(str(tmp_path / "out" / "restored_videos" / "m.avi")) as c:
+        pts = [frame.pts for frame in c.decode(video=0)]
+    assert len(pts) == 12 and pts == sorted(pts) and len(set(np.diff(pts))) == 1
 
 
 def test_restored_frames_carry_the_restored_face(tiny_weights, tmp_path):

@@ -167,7 +167,9 @@ class VideoRestorer:
         stream.width, stream.height = width, height
         # 4:2:0 chroma needs even sides; odd ones keep full chroma
         stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        stream.options = {"crf": str(self.crf), **({"b:v": "0"} if codec == "libvpx-vp9" else {})}
+        stream.options = {"crf": str(self.crf), **({"b:v": "0"} if codec == "libvpx-vp9" else {}),
+                          # AVI has no room for reordered frames: B-frames would scramble its timestamps
+                          **({"bf": "0"} if out.format.name == "avi" else {})}
         return stream
 
     def restore(self, source: Path, output: Path, info: VideoInfo | None = None,
@@ -179,7 +181,7 @@ class VideoRestorer:
         errors) with a one-line reason."""
         av = import_av()
         info = info or probe(source)
-        pipe, opts = self.pipeline, self.pipeline.options
+        pipe = self.pipeline
         tracker = FaceTracker(pipe.detector, float(info.rate), self.smooth)
         counts = {"frames": 0, "faces": 0, "with_faces": 0}
         pending: deque = deque()  # (photo, pts, time_base) in display order
@@ -193,7 +195,8 @@ class VideoRestorer:
             height, width = vin.codec_context.height, vin.codec_context.width
             if info.rotation in (90, 270):
                 width, height = height, width
-            vout = self._open_encoder(out, info.rate, width * opts.upscale, height * opts.upscale, codec)
+            upscale = pipe.upscale_for(width, height)  # as each frame is composed
+            vout = self._open_encoder(out, info.rate, width * upscale, height * upscale, codec)
             aout = out.add_stream_from_template(ain) if ain is not None else None
 
             def drain(flush: bool) -> None:

@@ -103,14 +103,15 @@ def _walk(folder: Path) -> Iterator[Path]:
         yield from (Path(top) / n for n in names if not n.startswith("."))
 
 
-def _header(path: Path) -> tuple[tuple[int, int] | None, str | None, int]:
-    """``(size, mode, EXIF orientation)`` from one header read; ``(None, None, 1)`` where PIL cannot
-    read the file."""
+def _header(path: Path, with_metadata: bool = False) -> tuple[tuple[int, int] | None, str | None, int, Metadata]:
+    """``(size, mode, EXIF orientation, metadata)`` from one header read (the metadata only when asked:
+    :meth:`Metadata.of`); ``(None, None, 1, Metadata())`` where PIL cannot read the file."""
     try:
         with PILImage.open(path) as im:
-            return im.size, im.mode, int(im.getexif().get(0x0112, 1))
+            orient = int(im.getexif().get(0x0112, 1))  # before Metadata.of sets it to 1
+            return im.size, im.mode, orient, Metadata.of(im) if with_metadata else Metadata()
     except Exception:  # noqa: BLE001 - PIL's errors vary; read_image gives the reason
-        return None, None, 1
+        return None, None, 1, Metadata()
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -171,7 +172,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageReadError("not a file")
     if path.stat().st_size == 0:
         raise ImageReadError("empty file (0 bytes)")
-    size, mode, orient = _header(path)
+    size, mode, orient, metadata = _header(path, with_metadata=True)
     if size is not None and size[0] * size[1] > max_pixels:
         raise ImageReadError(f"{size[0]}×{size[1]} is over the max_pixels limit of {max_pixels} "
                              "(raise max_pixels to allow it)")
@@ -197,7 +198,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         gray = is_gray(bgr)
     else:
         bgr, gray = raw[..., :3], is_gray(raw)
-    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode, metadata=Metadata.read(path))
+    return LoadedImage(bgr=bgr, alpha=alpha, gray=gray, path=path, mode=mode, metadata=metadata)
 
 
 def is_gray(bgr: np.ndarray) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image as PILImage
 
@@ -26,22 +25,22 @@ class Metadata:
     dpi: tuple[float, float] | None = None
 
     @classmethod
-    def read(cls, path: str | Path) -> Metadata:
-        """The file's profile, EXIF and resolution, as far as PIL reads them (nothing where it cannot).
-        EXIF keeps its Exif and GPS sub-IFDs; the orientation is set to 1, as ``read_image`` turns the
-        pixels upright, and the pixel dimensions and thumbnail, which would be stale, are left out."""
+    def of(cls, im: PILImage.Image) -> Metadata:
+        """The profile, EXIF and resolution of an image PIL has opened, as far as PIL reads them
+        (nothing where it cannot). EXIF keeps its Exif and GPS sub-IFDs; the orientation is set to 1, as
+        ``read_image`` turns the pixels upright, and the pixel dimensions and thumbnail, which would be
+        stale, are left out."""
         try:
-            with PILImage.open(path) as im:
-                exif, icc, dpi = im.getexif(), im.info.get("icc_profile") or None, im.info.get("dpi")
-                if len(exif):
-                    exif.get_ifd(GPS_IFD)  # loaded, so that tobytes() writes them
-                    sub = exif.get_ifd(EXIF_IFD)
-                    sub.pop(PIXEL_X_DIMENSION, None)
-                    sub.pop(PIXEL_Y_DIMENSION, None)
-                    if ORIENTATION in exif:
-                        exif[ORIENTATION] = 1
-                return cls(icc, exif.tobytes() if len(exif) else None,
-                           (float(dpi[0]), float(dpi[1])) if dpi and min(dpi) > 0 else None)
+            exif, icc, dpi = im.getexif(), im.info.get("icc_profile") or None, im.info.get("dpi")
+            if len(exif):
+                exif.get_ifd(GPS_IFD)  # loaded, so that tobytes() writes them
+                sub = exif.get_ifd(EXIF_IFD)
+                sub.pop(PIXEL_X_DIMENSION, None)
+                sub.pop(PIXEL_Y_DIMENSION, None)
+                if ORIENTATION in exif:
+                    exif[ORIENTATION] = 1
+            return cls(icc, exif.tobytes() if len(exif) else None,
+                       (float(dpi[0]), float(dpi[1])) if dpi and min(dpi) > 0 else None)
         except Exception:  # noqa: BLE001 - PIL's errors vary; a file without readable metadata has none
             return cls()
 

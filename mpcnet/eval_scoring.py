@@ -31,7 +31,8 @@ def load_bgr8(path: Path) -> np.ndarray:
     return as_8bit(read_image(path).bgr)
 
 
-def _key(root: Path, path: Path) -> str:
+def image_key(root: Path, path: Path) -> str:
+    """What pairs a restored image with its GT: the path under ``root`` without extension."""
     return path.relative_to(root).with_suffix("").as_posix()
 
 
@@ -45,7 +46,7 @@ class Pairing:
 def index_folder(folder: Path) -> dict[str, Path]:
     """The images under ``folder`` keyed by relative path without extension."""
     root, files = list_images(folder)
-    return {_key(root, f): f for f in files}
+    return {image_key(root, f): f for f in files}
 
 
 def pair_folders(restored: Path, gt: Path, only: set[str] | None = None) -> Pairing:

@@ -57,13 +57,15 @@ def _first_dir(parent: Path, name: str) -> Path:
 
 
 def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "cpu", batch_size: int = 8,
-                   overwrite: bool = False, method: str = "mpcnet", launch: Launch = Launch()) -> tuple[Path, dict]:
+                   overwrite: bool = False, method: str = "mpcnet", launch: Launch = Launch()) -> tuple[Path, dict, set[str]]:
     """Restore the aligned 512 faces in ``lq`` with the restore pipeline in aligned mode (no detection, no
-    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder and the run's summary.
+    paste, same size, PNG) into ``out_dir/restored_imgs``; returns that folder, the run's summary
+    and the keys (:func:`~mpcnet.eval_scoring.image_key`) of the faces it restored, the ones to score.
     ``method`` is ``mpcnet`` or a peer (:mod:`mpcnet.restoration.peers`), run through the same pipeline.
     Each process of ``launch`` restores its share; every network call runs a full batch, so a face's
     result is the same whatever the number of processes. The caller checks ``out_dir`` against ``lq``
     (:func:`~mpcnet.utils.safe_output.check_output_location`)."""
+    from mpcnet.eval_scoring import image_key
     from mpcnet.restoration.builder import build_pipeline
     from mpcnet.restoration.options import RestoreOptions
     from mpcnet.restoration.peers import PeerError
@@ -82,9 +84,11 @@ def restore_folder(lq: Path, weights: str | None, out_dir: Path, device: str = "
     mine = launch.shard(files, pixel_count, key=lambda f: pipeline.output_path(f, root, out_dir))
     summary = Summary.merge(launch.all_gather(pipeline.run(mine, root, out_dir)), files).to_dict()
     summary["weights"], summary["method"] = pipeline.restorer.name, method
-    summary["failures"] = [r for r in summary.pop("results") if r["status"] == "failed"]
+    results = summary.pop("results")
+    summary["failures"] = [r for r in results if r["status"] == "failed"]
+    restored = {image_key(out_dir / "restored_imgs", Path(r["output"])) for r in results if r["status"] == "restored"}
     if summary["restored"] == 0:
         first = summary["failures"][0]
         raise EvalError(f"none of the {len(files)} images in --lq {lq} could be restored "
                         f"(first: {Path(first['source']).name}: {first['message']})")
-    return out_dir / "restored_imgs", summary
+    return out_dir / "restored_imgs", summary, restored

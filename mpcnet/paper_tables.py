@@ -225,10 +225,10 @@ def run_table(table: int, sets: dict[str, tuple[Path, Path | None]], models: dic
     run = TableRun(table, sets)
     say = progress or (lambda _msg: None)
 
-    def scored(restored: Path, lq: Path, gt: Path | None, what: str) -> EvalResult:
+    def scored(restored: Path, lq: Path, gt: Path | None, what: str, only: set[str] | None = None) -> EvalResult:
         say(f"scoring {what}")
         return score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=metrics, device=device,
-                     progress=lambda key: say(f"scoring {what}: {key}"))
+                     progress=lambda key: say(f"scoring {what}: {key}"), only=only)
 
     run.results[INPUT_ROW] = {s: scored(lq, lq, gt, f"{s} input") for s, (lq, gt) in sets.items()}
     for row, weights in models.items():
@@ -236,8 +236,8 @@ def run_table(table: int, sets: dict[str, tuple[Path, Path | None]], models: dic
         for s, (lq, gt) in sets.items():
             say(f"restoring {s} with {row or method}")
             folder = out_dir / "restored" / _slug(row or "this-run") / s
-            restored, summary = restore_folder(lq, weights, folder, device, overwrite=overwrite, method=method)
-            by_set[s] = scored(restored, lq, gt, f"{s} ({row or method})")
+            restored, summary, keys = restore_folder(lq, weights, folder, device, overwrite=overwrite, method=method)
+            by_set[s] = scored(restored, lq, gt, f"{s} ({row or method})", keys)
             by_set[s].restore = summary
         name = row or f"this run ({method}, {summary['weights']})"
         run.results[name] = by_set

@@ -68,7 +68,7 @@ def evaluate(
     """
     # The metrics pull in torch and BasicSR; imported here so that `mpcnet --help` starts fast.
     from mpcnet.eval_report import check_report_free, write_report
-    from mpcnet.eval_scoring import PAIRED, check_sizes_before_restoring, index_folder, score
+    from mpcnet.eval_scoring import PAIRED, check_sizes_before_restoring, score
     from mpcnet.evaluate import EvalError, resolve_dataset, restore_folder
     from mpcnet.utils.dist import DistError, launch as join
 
@@ -107,11 +107,11 @@ def evaluate(
             fail("--launcher pytorch restores --lq into -o, one folder all processes write to: give -o")
         launch = join(launcher, device)
         with tempfile.TemporaryDirectory(prefix="mpcnet-eval-") as tmp:
-            summary = None
+            summary = only = None  # only: the faces this run restored (not what else lies in -o)
             if restored is None:
                 with console.status(f"restoring {lq}…"):
-                    restored, summary = restore_folder(lq, weights, output or Path(tmp), launch.device,
-                                                       overwrite=overwrite, method=method, launch=launch)
+                    restored, summary, only = restore_folder(lq, weights, output or Path(tmp), launch.device,
+                                                             overwrite=overwrite, method=method, launch=launch)
                 kept = f"into {restored}" if output else "(not kept: give -o to keep them)"
                 if launch.main:
                     console.print(f"restored {summary['restored']} of {summary['files']} faces with "
@@ -121,7 +121,7 @@ def evaluate(
             with console.status("scoring…") as status:
                 result = score(restored, gt, lq=lq, fid_ref=fid_ref, metrics=chosen, device=launch.device,
                                progress=lambda key: status.update(f"scoring {key}"), launch=launch,
-                               only=set(index_folder(lq)) if summary is not None else None)
+                               only=only)
             if result is None:  # not rank 0: its share is in rank 0's report
                 raise typer.Exit(1 if summary is not None and summary["failures"] else 0)
             result.dataset, result.restore = dataset, summary

@@ -485,6 +485,15 @@ def test_eval_scores_what_it_read_and_restored_not_what_lies_around(faces, tmp_p
                          "-o", out, "--json")
     assert result.exit_code == 0, result.output
     assert report["images"] == 2 and "left-over" not in json.dumps(report["per_image"])
+    # a face that fails this run is not scored from an earlier run's output either, though its GT is there
+    lq, gt = tmp_path / "lq", tmp_path / "gt"
+    shutil.copytree(faces, lq)
+    shutil.copytree(faces, gt)
+    (lq / "left-over.png").write_text("garbage")
+    shutil.copy(next(FACES.glob("*.png")), gt / "left-over.png")
+    result, report = cli("eval", "--lq", lq, "--gt", gt, "--weights", tiny_weights, "--metrics", "psnr",
+                         "-o", out, "--overwrite", "--json")
+    assert result.exit_code == 1 and report["images"] == 2 and "left-over" not in json.dumps(report["per_image"])
     restored = tmp_path / "restored"
     shutil.copytree(faces, restored)
     first, second = sorted(restored.iterdir())

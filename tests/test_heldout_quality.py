@@ -37,7 +37,7 @@ def test_bundled_model_beats_its_input_on_heldout_faces(tmp_path):
         write_image(tmp_path / "gt" / name, face)
     summary = run(plan(tmp_path / "gt")[1], tmp_path / "lq", build_ranges("celeba-test"), seed=0, size=512)
     assert not summary.failed, summary.failed
-    restored, report = restore_folder(tmp_path / "lq", "mpcnet-s256", tmp_path / "model")
+    restored, report, _ = restore_folder(tmp_path / "lq", "mpcnet-s256", tmp_path / "model")
     assert report["restored"] == FACES
     model = score(restored, tmp_path / "gt", metrics=("psnr", "ssim")).metrics
     lq = score(tmp_path / "lq", tmp_path / "gt", metrics=("psnr", "ssim")).metrics

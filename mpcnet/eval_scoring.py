@@ -57,12 +57,17 @@ def pair_folders(restored: Path, gt: Path, only: set[str] | None = None) -> Pair
                    sorted(r.keys() - g.keys()), sorted(g.keys() - r.keys()))
 
 
+def _size_mismatch(key: str, size: tuple[int, int], gt_size: tuple[int, int]) -> str:
+    """How a pair of two sizes, ``(width, height)`` each, is reported."""
+    return f"{key} ({size[0]}×{size[1]} vs {gt_size[0]}×{gt_size[1]})"
+
+
 def check_sizes_before_restoring(lq: Path, gt: Path) -> None:
     """``eval --lq --gt`` restores each face at its own size: refuse, before restoring, when no face of
     ``lq`` has the size of its GT (read from the headers), since no pair could then be scored."""
     pairs = pair_folders(lq, gt).pairs
     sizes = [(key, image_size(a), image_size(b)) for key, a, b in pairs]
-    mismatch = [f"{key} ({a[0]}×{a[1]} vs {b[0]}×{b[1]})" for key, a, b in sizes if a and b and a != b]
+    mismatch = [_size_mismatch(key, a, b) for key, a, b in sizes if a and b and a != b]
     if pairs and len(mismatch) == len(pairs):
         raise EvalError("no pair could be scored, as --lq is restored at its own size: " + "; ".join(mismatch[:3]))
 
@@ -153,7 +158,7 @@ def score(restored: Path, gt: Path | None = None, *, lq: Path | None = None, fid
         row = {}
         if ref is not None:
             if ref.shape != out.shape:
-                size_mismatch[key] = f"{key} ({out.shape[1]}×{out.shape[0]} vs {ref.shape[1]}×{ref.shape[0]})"
+                size_mismatch[key] = _size_mismatch(key, out.shape[1::-1], ref.shape[1::-1])
                 continue
             for name, fn in (("psnr", psnr), ("ssim", ssim), ("grad_ratio", grad_ratio)):
                 if name in wanted:
